@@ -1,0 +1,56 @@
+"""The FastAPI app factory: one app per Settings, so tests build their own on their database."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from sqlalchemy import Engine
+
+from oneloop import __version__
+from oneloop.api import errors, health
+from oneloop.api.deps import AppState
+from oneloop.core.config import Settings
+from oneloop.core.db import create_db_engine, session_factory
+from oneloop.core.ids import new_id
+from oneloop.core.logging import request_id_var
+from oneloop.web import pages
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    settings = settings or Settings()
+    engine = engine or create_db_engine(settings)
+    app = FastAPI(
+        title="OneLoop",
+        version=__version__,
+        description="One customer, one ID, one loop: marketing, sales and service.",
+    )
+    app.state.oneloop = AppState(settings=settings, engine=engine, sessions=session_factory(engine))
+    errors.install(app)
+
+    @app.middleware("http")
+    async def request_id(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """Tag every log line of a request with its id, and hand the id back to the caller."""
+        given = request.headers.get(REQUEST_ID_HEADER, "")
+        rid = given if _SAFE_REQUEST_ID.fullmatch(given) else new_id()
+        request.state.request_id = rid  # the 500 handler runs outside this middleware
+        token = request_id_var.set(rid)
+        try:
+            response = await call_next(request)
+        finally:
+            request_id_var.reset(token)
+        response.headers[REQUEST_ID_HEADER] = rid
+        return response
+
+    app.include_router(health.router)
+    app.include_router(pages.router)
+    return app

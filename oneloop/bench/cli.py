@@ -1,0 +1,82 @@
+"""``oneloop bench NAME``: a Rich table on the terminal and a JSON report for machines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from oneloop.bench import demo, store
+from oneloop.bench.harness import BenchReport
+from oneloop.cli.common import console, load_settings, progress_bar
+
+bench_app = typer.Typer(
+    help="Benchmarks: ours against a raw baseline in the same run.", no_args_is_help=True
+)
+
+JsonOut = Annotated[Path | None, typer.Option("--json", help="write the JSON report to this file")]
+
+
+def show(report: BenchReport, json_out: Path | None) -> None:
+    table = Table(title=f"bench {report.name}", show_header=True)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in report.metrics.items():
+        table.add_row(key, _fmt(value))
+    for key, value in report.baseline.items():
+        table.add_row(f"baseline {key}", _fmt(value), style="dim")
+    table.add_row("ratio (ours / baseline)", _fmt(report.ratio), style="bold")
+    table.add_row("cores", _fmt(report.env.get("cores")), style="dim")
+    console.print(table)
+    for note in report.notes:
+        console.print(f"[dim]note: {note}[/]")
+    if json_out is not None:
+        report.write(json_out)
+        console.print(f"report written to {json_out}")
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.3f}" if value < 100 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+@bench_app.command("store", epilog="Example: oneloop bench store --rows 50000 --json store.json")
+def store_cmd(
+    json_out: JsonOut = None,
+    rows: Annotated[int, typer.Option(min=1000, help="rows to insert per store")] = 50_000,
+    batch: Annotated[int, typer.Option(min=1, help="rows per transaction")] = 500,
+    postgres_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ONELOOP_BENCH_POSTGRES_URL",
+            help="PostgreSQL to measure (default: ONELOOP_DATABASE_URL when it is PostgreSQL)",
+        ),
+    ] = None,
+) -> None:
+    """Raw insert ceilings on SQLite and PostgreSQL, and the same rows through our engine."""
+    settings = load_settings()
+    url = postgres_url or (None if settings.is_sqlite else settings.database_url)
+    stores = 2 if url else 1
+    with progress_bar(f"inserting {rows:,} rows × {stores * 2} runs") as tick:
+        report = store.run(settings, rows=rows, batch=batch, postgres_url=url, on_progress=tick)
+    show(report, json_out)
+
+
+@bench_app.command("demo", epilog="Example: oneloop bench demo --customers 20000 --json demo.json")
+def demo_cmd(
+    json_out: JsonOut = None,
+    customers: Annotated[int, typer.Option(min=10, help="customers to generate")] = 5000,
+    seed: Annotated[int, typer.Option(help="random seed")] = 7,
+) -> None:
+    """Demo data generation rate (customers and events per second)."""
+    load_settings()
+    with progress_bar("generating") as tick:
+        report = demo.run(customers=customers, seed=seed, on_progress=tick)
+    show(report, json_out)

@@ -1,0 +1,96 @@
+"""What every benchmark shares: timing, percentiles, the machine, and the JSON report.
+
+A report is ``{"name", "metrics", "baseline", "ratio", "env"}``. The baseline is the same work
+done by the simplest raw means in the same run, so ``ratio`` (ours / baseline on the headline
+metric) stays meaningful on a noisy shared machine where absolute numbers do not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sqlite3
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from oneloop import __version__
+
+Progress = Callable[[int, int], None]
+Metrics = dict[str, float | int | str | None]
+
+
+def _no_progress(done: int, total: int) -> None:
+    """Progress sink for callers that do not show any."""
+
+
+NO_PROGRESS: Progress = _no_progress
+
+
+@dataclass
+class BenchReport:
+    name: str
+    metrics: Metrics
+    baseline: Metrics
+    ratio: float | None
+    env: dict[str, str | int | None] = field(default_factory=lambda: machine())
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, ensure_ascii=False)
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.to_json() + "\n", encoding="utf-8")
+
+
+def machine() -> dict[str, str | int | None]:
+    return {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "sqlite": sqlite3.sqlite_version,
+        "oneloop": __version__,
+    }
+
+
+def percentiles(samples_s: list[float]) -> dict[str, float]:
+    """p50/p95/p99 in milliseconds; needs at least two samples to mean anything."""
+    if len(samples_s) < 2:
+        only = samples_s[0] * 1000 if samples_s else 0.0
+        return {"p50_ms": only, "p95_ms": only, "p99_ms": only}
+    cuts = statistics.quantiles(samples_s, n=100, method="inclusive")
+    return {
+        "p50_ms": round(cuts[49] * 1000, 3),
+        "p95_ms": round(cuts[94] * 1000, 3),
+        "p99_ms": round(cuts[98] * 1000, 3),
+    }
+
+
+@dataclass
+class Stopwatch:
+    seconds: float = 0.0
+
+
+@contextmanager
+def timed() -> Iterator[Stopwatch]:
+    watch = Stopwatch()
+    start = time.perf_counter()
+    try:
+        yield watch
+    finally:
+        watch.seconds = time.perf_counter() - start
+
+
+def rate(count: int, seconds: float) -> float:
+    return round(count / seconds, 1) if seconds > 0 else float("inf")
+
+
+def ratio(ours: float | int | str | None, base: float | int | str | None) -> float | None:
+    if not isinstance(ours, int | float) or not isinstance(base, int | float) or not base:
+        return None
+    return round(ours / base, 3)

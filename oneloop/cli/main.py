@@ -1,0 +1,67 @@
+"""The ``oneloop`` command: one sub-command group per domain."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from oneloop import __version__
+from oneloop.bench.cli import bench_app
+from oneloop.cli import db
+from oneloop.cli.common import load_settings
+from oneloop.demo.cli import demo_app
+from oneloop.governance.cli import bu_app
+
+app = typer.Typer(
+    name="oneloop",
+    help="OneLoop: one customer, one ID, one loop across marketing, sales and service.",
+    no_args_is_help=True,
+    epilog="Example: oneloop db upgrade && oneloop demo load && oneloop serve",
+)
+app.add_typer(db.app, name="db")
+app.add_typer(bu_app, name="bu")
+app.add_typer(demo_app, name="demo")
+app.add_typer(bench_app, name="bench")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"oneloop {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="print the version"),
+    ] = False,
+) -> None:
+    """Settings come from ONELOOP_* environment variables (see README)."""
+
+
+@app.command(
+    epilog="Example: ONELOOP_DATABASE_URL=sqlite:///var/oneloop.db oneloop serve --port 8000"
+)
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to bind (default ONELOOP_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default ONELOOP_PORT)")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
+) -> None:
+    """Serve the API and the console with uvicorn."""
+    import uvicorn
+
+    settings = load_settings()
+    uvicorn.run(
+        "oneloop.api.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_config=None,  # keep our structured logging
+    )
+
+
+def main() -> None:
+    app()

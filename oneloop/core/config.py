@@ -1,0 +1,51 @@
+"""One settings object for the whole process, read from the environment (prefix ``ONELOOP_``).
+
+Built once at start-up by the entry point (CLI command, app factory, test fixture) and passed
+down; nothing else reads ``os.environ``. Defaults are for a laptop: a SQLite file under ./var/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SqliteSynchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ONELOOP_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///var/oneloop.db",
+        description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://user:pw@host/db.",
+    )
+    sqlite_synchronous: SqliteSynchronous = Field(
+        default="FULL",
+        description=(
+            "PRAGMA synchronous for SQLite. FULL fsyncs the WAL on every commit, so an "
+            "acknowledged event survives a power cut; NORMAL does not, and is unsafe for ingest."
+        ),
+    )
+    sqlite_busy_timeout_ms: int = Field(
+        default=5000,
+        ge=0,
+        description="How long a SQLite writer waits for the lock before the request gets a 503.",
+    )
+    db_pool_size: int = Field(default=10, ge=1, description="PostgreSQL connection pool size.")
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto",
+        description="auto: key=value on a terminal, JSON lines otherwise.",
+    )
+    log_level: str = Field(default="INFO", description="Root log level.")
+    host: str = Field(default="127.0.0.1", description="Address `oneloop serve` binds to.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `oneloop serve` binds to.")
+    demo_dir: Path = Field(
+        default=Path("var/demo"), description="Where `demo generate` writes and `demo load` reads."
+    )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

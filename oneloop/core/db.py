@@ -1,0 +1,125 @@
+"""Engine, sessions and the declarative base: one codebase over SQLite and PostgreSQL.
+
+SQLite is the embedded default, tuned for durability first: WAL so readers do not block the
+writer, ``synchronous=FULL`` because in WAL mode NORMAL does not fsync on commit (an
+acknowledged event could vanish in a power cut; batching commits keeps FULL cheap),
+``foreign_keys=ON`` because SQLite leaves them off, and a busy timeout so a writer waits for
+the lock instead of failing at once. A lock still held after that is a temporary failure,
+reported as ``Unavailable`` (HTTP 503 with Retry-After), never as a client error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+from oneloop.core.config import Settings
+from oneloop.core.errors import Unavailable
+
+# Constraint names identical on both databases, so migrations can name what they drop.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+# Whole statements, chosen by the validated setting: no SQL is built from configuration text.
+SQLITE_SYNCHRONOUS = {
+    "OFF": "PRAGMA synchronous=OFF",
+    "NORMAL": "PRAGMA synchronous=NORMAL",
+    "FULL": "PRAGMA synchronous=FULL",
+    "EXTRA": "PRAGMA synchronous=EXTRA",
+}
+
+JSONDoc = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out: SQLite stores naive text, PostgreSQL ``timestamptz``.
+
+    A naive datetime is refused on the way in: guessing its zone is how times go wrong by eight
+    hours in Asia/Shanghai.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column; attach a timezone")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def create_db_engine(settings: Settings) -> Engine:
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000}
+        )
+        _tune_sqlite(engine, settings)
+        return engine
+    return create_engine(
+        url, pool_size=settings.db_pool_size, pool_pre_ping=True, max_overflow=settings.db_pool_size
+    )
+
+
+def _tune_sqlite(engine: Engine, settings: Settings) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]  # DBAPI objects
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(SQLITE_SYNCHRONOUS[settings.sqlite_synchronous])
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session whose work commits on success and rolls back on any error.
+
+    The caller of a service owns the transaction; services only flush.
+    """
+    with factory() as session, session.begin():
+        yield session
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure worth retrying: a locked SQLite file, a lost or refused connection."""
+    if isinstance(exc, OperationalError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def as_unavailable(exc: DBAPIError) -> Unavailable:
+    reason = "database is busy" if "locked" in str(exc.orig) else "database is unreachable"
+    return Unavailable(f"{reason}; retry shortly", retry_after=1)

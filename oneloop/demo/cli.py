@@ -1,0 +1,73 @@
+"""``oneloop demo``: generate the Galaxy Group's data, and load it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from oneloop.cli.common import cli_session, console, load_settings, print_json, progress_bar
+from oneloop.demo.generate import generate
+from oneloop.demo.load import load_demo
+
+demo_app = typer.Typer(help="The demo group 星河集团 / Galaxy Group.", no_args_is_help=True)
+
+OutDir = Annotated[
+    Path | None,
+    typer.Option("--out", "--dir", help="data folder (default: ONELOOP_DEMO_DIR, var/demo)"),
+]
+
+
+@demo_app.command(
+    "generate", epilog="Example: oneloop demo generate --out var/demo --customers 20000 --seed 7"
+)
+def generate_cmd(
+    out: OutDir = None,
+    customers: Annotated[int, typer.Option(min=10, help="number of people")] = 20_000,
+    seed: Annotated[int, typer.Option(help="same seed, same bytes")] = 7,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Write tracking events, CRM, POS, service and cost files, plus identity ground truth."""
+    out = out or load_settings().demo_dir
+    with progress_bar("generating customers") as tick:
+        summary = generate(out, customers=customers, seed=seed, on_progress=tick)
+    if as_json:
+        print_json({"out": str(out), "customers": customers, "seed": seed, "files": summary.files})
+        return
+    table = Table("file", "records", title=f"demo data in {out}")
+    for name, count in summary.files.items():
+        table.add_row(name, f"{count:,}")
+    console.print(table)
+    console.print(f"{customers:,} customers, {summary.events:,} tracking events")
+
+
+@demo_app.command("load", epilog="Example: oneloop demo load --dir var/demo")
+def load_cmd(
+    out: OutDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Create the group, its three units and an admin; load what the installed domains import."""
+    demo_dir = out or load_settings().demo_dir
+    with cli_session() as (session, ctx):
+        summary = load_demo(session, ctx, demo_dir)
+    if as_json:
+        print_json(summary.__dict__)
+        return
+    created = ", ".join(summary.created_units) or "none (all existed)"
+    console.print(f"business units created: {created}")
+    if summary.admin_password:
+        console.print(
+            f"admin [bold]{summary.admin_email}[/] password: [bold yellow]"
+            f"{summary.admin_password}[/] (shown once; note it now)"
+        )
+    else:
+        console.print(f"admin {summary.admin_email} exists; its password is unchanged")
+    if not summary.files:
+        console.print(f"[yellow]no generated data in {demo_dir}; run `oneloop demo generate`[/]")
+        return
+    table = Table("file", "records", "loaded", title="demo data")
+    for name, count in summary.files.items():
+        table.add_row(name, f"{count:,}", f"{summary.loaded.get(name, 0):,}")
+    console.print(table)

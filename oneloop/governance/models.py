@@ -1,0 +1,47 @@
+"""Governance tables: the group and its business units, and the people who sign in.
+
+Minimal for the spine (issue 3); the governance issue adds roles as a matrix, API keys,
+sessions, consent and audit.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from oneloop.core.db import Base, UTCDateTime
+from oneloop.core.ids import ID_LENGTH
+
+
+class BusinessUnitRow(Base):
+    """The group (HQ, no parent) and its business units (事业部), as a tree."""
+
+    __tablename__ = "governance_business_unit"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name_zh: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    parent_id: Mapped[str | None] = mapped_column(
+        String(ID_LENGTH), ForeignKey("governance_business_unit.id"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+
+
+class UserRow(Base):
+    __tablename__ = "governance_user"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    bu_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("governance_business_unit.id"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(32))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))

@@ -1,0 +1,127 @@
+"""Business units and users: the tenancy every other domain hangs off.
+
+The caller commits; these functions only flush, so a CLI command or a request can group them.
+"""
+
+from __future__ import annotations
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from oneloop.core.context import Context
+from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
+from oneloop.core.ids import new_id
+from oneloop.governance.models import BusinessUnitRow, UserRow
+from oneloop.governance.schemas import BusinessUnit, BusinessUnitIn, User, UserIn
+
+_hasher = PasswordHasher()
+
+
+def create_business_unit(session: Session, ctx: Context, data: BusinessUnitIn) -> BusinessUnit:
+    """The first unit without a parent is the group (HQ); there is exactly one group."""
+    ctx.require("governance.bu.create")
+    if session.scalar(select(BusinessUnitRow.id).where(BusinessUnitRow.code == data.code)):
+        raise Conflict(f"a business unit with code {data.code!r} already exists", code=data.code)
+    if data.parent is None:
+        if session.scalar(select(BusinessUnitRow.id).where(BusinessUnitRow.parent_id.is_(None))):
+            raise Conflict(
+                "the group already exists; give --parent to create a business unit under it",
+                field="parent",
+            )
+        parent_id = None
+    else:
+        parent_id = _get_row(session, data.parent).id
+    now = ctx.clock.now()
+    row = BusinessUnitRow(
+        id=new_id(now),
+        code=data.code,
+        name_zh=data.name_zh,
+        name_en=data.name_en,
+        kind="group" if parent_id is None else "bu",
+        parent_id=parent_id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return BusinessUnit.model_validate(row)
+
+
+def get_business_unit(session: Session, ctx: Context, code: str) -> BusinessUnit:
+    ctx.require("governance.bu.read")
+    return BusinessUnit.model_validate(_get_row(session, code))
+
+
+def list_business_units(session: Session, ctx: Context) -> list[BusinessUnit]:
+    """The group first, then its units by code; a BU user sees only their own unit."""
+    ctx.require("governance.bu.read")
+    query = select(BusinessUnitRow).order_by(
+        BusinessUnitRow.parent_id.is_not(None), BusinessUnitRow.code
+    )
+    if not ctx.is_group_wide:
+        query = query.where(BusinessUnitRow.id == ctx.bu_id)
+    return [BusinessUnit.model_validate(r) for r in session.scalars(query)]
+
+
+def count_business_units(session: Session) -> int:
+    """For health and summaries: how many units exist, the group included (no tenant data)."""
+    return session.scalar(select(func.count()).select_from(BusinessUnitRow)) or 0
+
+
+def _get_row(session: Session, code: str) -> BusinessUnitRow:
+    row = session.scalar(select(BusinessUnitRow).where(BusinessUnitRow.code == code))
+    if row is None:
+        raise NotFound(f"no business unit with code {code!r}", code=code)
+    return row
+
+
+def normalise_login_email(raw: str) -> str:
+    try:
+        info = validate_email(raw.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValidationFailed(
+            "the email address is not valid", [FieldError(("email",), str(exc))]
+        ) from exc
+    return info.normalized.lower()
+
+
+def create_user(session: Session, ctx: Context, data: UserIn) -> User:
+    ctx.require("governance.user.create")
+    email = normalise_login_email(data.email)
+    if session.scalar(select(UserRow.id).where(UserRow.email == email)):
+        raise Conflict("a user with this email already exists", field="email")
+    bu = _get_row(session, data.bu)
+    now = ctx.clock.now()
+    row = UserRow(
+        id=new_id(now),
+        email=email,
+        display_name=data.display_name,
+        password_hash=_hasher.hash(data.password),
+        bu_id=bu.id,
+        role=data.role,
+        is_active=True,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return User.model_validate(row)
+
+
+def user_exists(session: Session, ctx: Context, email: str) -> bool:
+    ctx.require("governance.user.read")
+    return session.scalar(select(UserRow.id).where(UserRow.email == email.lower())) is not None
+
+
+def verify_password(session: Session, email: str, password: str) -> User | None:
+    """The user if the password matches; None otherwise (never says which part was wrong)."""
+    row = session.scalar(select(UserRow).where(UserRow.email == email.strip().lower()))
+    if row is None or not row.is_active:
+        return None
+    try:
+        _hasher.verify(row.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    return User.model_validate(row)

@@ -1,0 +1,96 @@
+"""Fixtures every suite shares: a fresh database per test, on SQLite and on a real PostgreSQL.
+
+The PostgreSQL side needs ``ONELOOP_TEST_POSTGRES_URL`` (``make test`` sets it from
+``scripts/test-postgres.sh``); without it those tests are skipped, unless
+``ONELOOP_REQUIRE_POSTGRES=1`` (CI), where a missing server fails the run instead.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from pytest_postgresql.janitor import DatabaseJanitor
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from oneloop.core.clock import FixedClock
+from oneloop.core.config import Settings
+from oneloop.core.context import Context, system_context
+from oneloop.core.db import create_db_engine, session_factory
+from oneloop.migrations import upgrade
+
+POSTGRES_URL = os.environ.get("ONELOOP_TEST_POSTGRES_URL") or None
+REQUIRE_POSTGRES = os.environ.get("ONELOOP_REQUIRE_POSTGRES") == "1"
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+]
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    if POSTGRES_URL is None:
+        if REQUIRE_POSTGRES:
+            pytest.fail("ONELOOP_REQUIRE_POSTGRES=1 but no ONELOOP_TEST_POSTGRES_URL is set")
+        pytest.skip("no PostgreSQL server: set ONELOOP_TEST_POSTGRES_URL (make test does)")
+    base = make_url(POSTGRES_URL)
+    name = f"oneloop_test_{uuid.uuid4().hex[:12]}"
+    janitor = DatabaseJanitor(
+        user=base.username or "postgres",
+        password=base.password,
+        host=base.host or "127.0.0.1",
+        port=base.port or 5432,
+        dbname=name,
+        maintenance_dbname=base.database or "postgres",
+    )
+    with janitor:
+        yield base.set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'oneloop.db'}"
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    return Settings(database_url=db_url)
+
+
+@pytest.fixture
+def bare_engine(settings: Settings) -> Iterator[Engine]:
+    """An engine on an empty database: no migration has run."""
+    engine = create_db_engine(settings)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def engine(bare_engine: Engine) -> Engine:
+    upgrade(bare_engine)
+    return bare_engine
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    with session_factory(engine)() as s:
+        yield s
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock()
+
+
+@pytest.fixture
+def ctx(clock: FixedClock) -> Context:
+    return system_context(clock)

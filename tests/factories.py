@@ -1,0 +1,27 @@
+"""Small factories: build what a test needs through the real service functions."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from oneloop.core.context import Context
+from oneloop.governance import service as governance
+from oneloop.governance.schemas import BusinessUnit, BusinessUnitIn
+
+
+def make_group(
+    session: Session, ctx: Context, units: tuple[str, ...] = ("north", "south")
+) -> list[BusinessUnit]:
+    """The group ``galaxy`` and one unit per code, committed."""
+    made = [
+        governance.create_business_unit(
+            session, ctx, BusinessUnitIn(code="galaxy", name_zh="星河集团", name_en="Galaxy Group")
+        )
+    ]
+    for code in units:
+        data = BusinessUnitIn(
+            code=code, name_zh=f"{code}事业部", name_en=code.title(), parent="galaxy"
+        )
+        made.append(governance.create_business_unit(session, ctx, data))
+    session.commit()
+    return made

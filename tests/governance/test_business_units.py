@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from oneloop.core.context import Context
+from oneloop.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from oneloop.core.ids import BusinessUnitId, UserId
+from oneloop.governance import service
+from oneloop.governance.schemas import BusinessUnitIn, UserIn
+from tests.factories import make_group
+
+
+def test_group_then_units_form_a_tree(session: Session, ctx: Context) -> None:
+    group, north, south = make_group(session, ctx)
+    assert group.kind == "group" and group.parent_id is None
+    assert north.kind == "bu" and north.parent_id == group.id
+    listed = service.list_business_units(session, ctx)
+    assert [u.code for u in listed] == ["galaxy", "north", "south"]
+    assert listed[0].created_at == ctx.clock.now()
+
+
+def test_duplicate_code_conflicts(session: Session, ctx: Context) -> None:
+    make_group(session, ctx)
+    with pytest.raises(Conflict, match="north"):
+        service.create_business_unit(
+            session, ctx, BusinessUnitIn(code="north", name_zh="北", name_en="N", parent="galaxy")
+        )
+
+
+def test_second_group_conflicts(session: Session, ctx: Context) -> None:
+    make_group(session, ctx)
+    with pytest.raises(Conflict, match="group already exists"):
+        service.create_business_unit(
+            session, ctx, BusinessUnitIn(code="other", name_zh="另一集团", name_en="Other")
+        )
+
+
+def test_unknown_parent_is_not_found(session: Session, ctx: Context) -> None:
+    with pytest.raises(NotFound, match="nope"):
+        service.create_business_unit(
+            session, ctx, BusinessUnitIn(code="x1", name_zh="x", name_en="x", parent="nope")
+        )
+
+
+@pytest.mark.parametrize("code", ["", "A", "Upper", "has space", "x" * 40, "1abc", "a_b"])
+def test_bad_codes_are_refused_naming_the_field(code: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        BusinessUnitIn(code=code, name_zh="x", name_en="x")
+    assert caught.value.errors()[0]["loc"] == ("code",)
+
+
+def test_bu_user_lists_only_their_own_unit(session: Session, ctx: Context) -> None:
+    _, north, _ = make_group(session, ctx)
+    north_user = Context(
+        bu_id=BusinessUnitId(north.id),
+        user_id=UserId("u1"),
+        permissions=frozenset({"governance.bu.read"}),
+    )
+    assert [u.code for u in service.list_business_units(session, north_user)] == ["north"]
+
+
+def test_creating_units_needs_the_permission(session: Session) -> None:
+    reader = Context(
+        bu_id=None, user_id=UserId("u1"), permissions=frozenset({"governance.bu.read"})
+    )
+    with pytest.raises(Forbidden):
+        service.create_business_unit(
+            session, reader, BusinessUnitIn(code="x1", name_zh="x", name_en="x")
+        )
+
+
+def test_users_have_hashed_passwords_and_normalised_emails(session: Session, ctx: Context) -> None:
+    make_group(session, ctx)
+    user = service.create_user(
+        session,
+        ctx,
+        UserIn(
+            email=" Li.Lei@Galaxy.Example.COM ",
+            display_name="李雷",
+            password="correct horse battery",
+            bu="north",
+            role="marketer",
+        ),
+    )
+    assert user.email == "li.lei@galaxy.example.com"
+    assert service.verify_password(session, "li.lei@galaxy.example.com", "correct horse battery")
+    assert service.verify_password(session, "li.lei@galaxy.example.com", "wrong password!!") is None
+    assert service.verify_password(session, "nobody@galaxy.example.com", "x") is None
+    with pytest.raises(Conflict):
+        service.create_user(
+            session,
+            ctx,
+            UserIn(
+                email="li.lei@galaxy.example.com",
+                display_name="x",
+                password="another password",
+                bu="north",
+                role="marketer",
+            ),
+        )
+
+
+def test_bad_user_email_names_the_field(session: Session, ctx: Context) -> None:
+    make_group(session, ctx)
+    with pytest.raises(ValidationFailed) as caught:
+        service.create_user(
+            session,
+            ctx,
+            UserIn(
+                email="not-an-email",
+                display_name="x",
+                password="long enough pw",
+                bu="north",
+                role="analyst",
+            ),
+        )
+    assert caught.value.errors[0].path == "email"
