@@ -6,15 +6,15 @@ import re
 import shlex
 from pathlib import Path
 
-import click
 import pytest
 import typer
+from typer.core import TyperGroup
 
 from oneloop.cli.main import app
 from oneloop.core.config import Settings
 
 README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-ROOT = typer.main.get_command(app)
+ROOT = typer.main.get_group(app)
 
 
 def _readme_commands() -> list[str]:
@@ -26,13 +26,12 @@ def _readme_commands() -> list[str]:
 @pytest.mark.parametrize("line", _readme_commands())
 def test_readme_commands_exist_with_their_options(line: str) -> None:
     words = shlex.split(line)[1:]
-    cmd: click.Command = ROOT
-    ctx = click.Context(ROOT)
-    while isinstance(cmd, click.Group) and words and not words[0].startswith("-"):
-        sub = cmd.get_command(ctx, words.pop(0))
+    cmd = ROOT
+    while isinstance(cmd, TyperGroup) and words and not words[0].startswith("-"):
+        sub = cmd.commands.get(words.pop(0))
         assert sub is not None, f"README names a command that does not exist: {line}"
         cmd = sub
-    known = {opt for p in cmd.params for opt in getattr(p, "opts", [])}
+    known = {"--help"} | {opt for p in cmd.params for opt in getattr(p, "opts", [])}
     for word in words:
         if word.startswith("--"):
             assert word in known, f"README uses an unknown option {word}: {line}"

@@ -15,7 +15,7 @@ from oneloop.api.deps import AppState
 from oneloop.core.config import Settings
 from oneloop.core.db import create_db_engine, session_factory
 from oneloop.core.ids import new_id
-from oneloop.core.logging import request_id_var
+from oneloop.core.logging import configure_logging, request_id_var
 from oneloop.web import pages
 
 log = logging.getLogger(__name__)
@@ -54,3 +54,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(health.router)
     app.include_router(pages.router)
     return app
+
+
+def serve_app() -> FastAPI:
+    """The factory `oneloop serve` hands to uvicorn: each worker process reads the environment
+    and sets up structured logging itself, since workers do not inherit the parent's set-up."""
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return create_app(settings)

@@ -54,7 +54,7 @@ def serve(
 
     settings = load_settings()
     uvicorn.run(
-        "oneloop.api.app:create_app",
+        "oneloop.api.app:serve_app",
         factory=True,
         host=host or settings.host,
         port=port or settings.port,

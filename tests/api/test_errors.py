@@ -57,7 +57,7 @@ def _problem(response, status: int, code: str) -> dict:  # type: ignore[no-untyp
     assert response.status_code == status
     assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
-    assert PROBLEM_KEYS <= body.keys()
+    assert body.keys() >= PROBLEM_KEYS
     assert body["type"] == f"/problems/{code}" and body["status"] == status
     return body
 

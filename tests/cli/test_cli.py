@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import click
 import pytest
 import typer
+from typer.core import TyperGroup
 from typer.testing import CliRunner
 
 from oneloop import __version__
@@ -21,16 +21,18 @@ def env(db_url: str) -> dict[str, str]:
     return {"ONELOOP_DATABASE_URL": db_url, "ONELOOP_LOG_FORMAT": "json"}
 
 
-def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    found = []
+def _commands(group: TyperGroup, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every leaf command's path, e.g. ("db", "upgrade") and ("serve",)."""
+    found: list[tuple[str, ...]] = []
     for name, cmd in group.commands.items():
-        found.append((*prefix, name))
-        if isinstance(cmd, click.Group):
+        if isinstance(cmd, TyperGroup):
             found += _commands(cmd, (*prefix, name))
+        else:
+            found.append((*prefix, name))
     return found
 
 
-ALL_COMMANDS = _commands(typer.main.get_command(app))  # type: ignore[arg-type]
+ALL_COMMANDS = _commands(typer.main.get_group(app))
 
 
 def test_root_help_lists_the_groups() -> None:
@@ -49,19 +51,16 @@ def test_version() -> None:
 def test_every_command_has_help_with_an_example(command: tuple[str, ...]) -> None:
     result = runner.invoke(app, [*command, "--help"], terminal_width=200)
     assert result.exit_code == 0, result.output
-    leaf = isinstance(typer.main.get_command(app).get_command(None, command[0]), click.Command)  # type: ignore[union-attr]
-    assert leaf
-    if len(command) == 2 or command == ("serve",):
-        assert "Example" in result.output
+    assert "Example" in result.output
 
 
 def test_db_upgrade_and_current_act_on_the_env_database(env: dict[str, str]) -> None:
     before = runner.invoke(app, ["db", "current", "--json"], env=env)
-    assert before.exit_code == 1 and json.loads(before.output)["current"] is None
+    assert before.exit_code == 1 and json.loads(before.stdout)["current"] is None
     assert runner.invoke(app, ["db", "upgrade"], env=env).exit_code == 0
     after = runner.invoke(app, ["db", "current", "--json"], env=env)
     assert after.exit_code == 0, after.output
-    assert json.loads(after.output)["is_current"] is True
+    assert json.loads(after.stdout)["is_current"] is True
 
 
 def test_bu_create_and_list(env: dict[str, str]) -> None:
@@ -76,8 +75,8 @@ def test_bu_create_and_list(env: dict[str, str]) -> None:
         env=env,
     )
     assert unit.exit_code == 0, unit.output
-    assert json.loads(unit.output)["kind"] == "bu"
-    listed = json.loads(runner.invoke(app, ["bu", "list", "--json"], env=env).output)
+    assert json.loads(unit.stdout)["kind"] == "bu"
+    listed = json.loads(runner.invoke(app, ["bu", "list", "--json"], env=env).stdout)
     assert [u["code"] for u in listed] == ["galaxy", "north"]
 
 

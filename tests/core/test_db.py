@@ -65,7 +65,7 @@ def test_utc_datetime_refuses_naive(engine: Engine) -> None:
     table = _times_table()
     table.create(engine)
     with pytest.raises(StatementError, match="naive datetime"), engine.begin() as conn:
-        conn.execute(insert(table), [{"k": "a", "at": datetime(2026, 5, 1)}])  # noqa: DTZ001
+        conn.execute(insert(table), [{"k": "a", "at": datetime(2026, 5, 1)}])
 
 
 def test_locked_sqlite_is_transient_and_maps_to_unavailable(tmp_path: Path) -> None:

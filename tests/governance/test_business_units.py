@@ -13,7 +13,7 @@ from tests.factories import make_group
 
 
 def test_group_then_units_form_a_tree(session: Session, ctx: Context) -> None:
-    group, north, south = make_group(session, ctx)
+    group, north, _south = make_group(session, ctx)
     assert group.kind == "group" and group.parent_id is None
     assert north.kind == "bu" and north.parent_id == group.id
     listed = service.list_business_units(session, ctx)
