@@ -25,6 +25,7 @@ from oneloop.core.errors import (
     NotFound,
     OneLoopError,
     RateLimited,
+    Retryable,
     Unauthenticated,
     Unavailable,
     ValidationFailed,
@@ -91,7 +92,7 @@ async def oneloop_error(request: Request, exc: Exception) -> JSONResponse:
     headers: dict[str, str] = {}
     if isinstance(exc, ValidationFailed):
         extra["errors"] = field_errors(exc.errors)
-    if isinstance(exc, RateLimited | Unavailable):
+    if isinstance(exc, Retryable):
         headers["Retry-After"] = str(exc.retry_after)
     return problem_response(
         request,

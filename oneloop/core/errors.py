@@ -78,9 +78,8 @@ class Forbidden(OneLoopError):
     title = "Forbidden"
 
 
-class RateLimited(OneLoopError):
-    code = "rate-limited"
-    title = "Too many requests"
+class Retryable(OneLoopError):
+    """Temporary: the caller should try again after ``retry_after`` seconds."""
 
     def __init__(
         self, detail: str, retry_after: int = 1, **context: str | int | float | bool | None
@@ -89,14 +88,13 @@ class RateLimited(OneLoopError):
         self.retry_after = retry_after
 
 
-class Unavailable(OneLoopError):
+class RateLimited(Retryable):
+    code = "rate-limited"
+    title = "Too many requests"
+
+
+class Unavailable(Retryable):
     """A temporary failure the caller should retry: the database is locked, down or migrating."""
 
     code = "unavailable"
     title = "Service temporarily unavailable"
-
-    def __init__(
-        self, detail: str, retry_after: int = 1, **context: str | int | float | bool | None
-    ) -> None:
-        super().__init__(detail, **context)
-        self.retry_after = retry_after

@@ -19,7 +19,16 @@ request_id_var: ContextVar[str | None] = ContextVar("oneloop_request_id", defaul
 bu_id_var: ContextVar[str | None] = ContextVar("oneloop_bu_id", default=None)
 
 # Attributes every LogRecord has; anything else was passed through ``extra=`` and is a field.
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# uvicorn's ``color_message`` is the same text with terminal escapes: noise in a log line.
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
+
+# Libraries whose INFO lines repeat on every request (Alembic's context set-up on /readyz).
+QUIET_LOGGERS = ("alembic.runtime.migration",)
 
 
 def _fields(record: logging.LogRecord) -> dict[str, object]:
@@ -64,3 +73,5 @@ def configure_logging(fmt: Literal["auto", "json", "text"] = "auto", level: str 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

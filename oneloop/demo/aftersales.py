@@ -109,16 +109,21 @@ class Customer:
                 phone = ""
         return phone, email
 
-    def _portal_ticket(
-        self, ts: int, ticket_no: str, category: str, purchase: Purchase, priority: str
-    ) -> None:
-        person, rng, em = self.person, self.person.rng, self.em
+    def _portal(self) -> tuple[Device, str, str, bool]:
+        """The service portal in the person's language, and the browser they use for it."""
+        person = self.person
         zh = not person.is_foreign
         site = vocab.SITES["service"][0 if zh else 1]
         site_name = vocab.SITE_NAMES["service"][0 if zh else 1]
         if self.portal is None:
-            self.portal = new_device(rng, person.country, "web", person.locale)
-        dev = self.portal
+            self.portal = new_device(person.rng, person.country, "web", person.locale)
+        return self.portal, site, site_name, zh
+
+    def _portal_ticket(
+        self, ts: int, ticket_no: str, category: str, purchase: Purchase, priority: str
+    ) -> None:
+        person, rng, em = self.person, self.person.rng, self.em
+        dev, site, site_name, zh = self._portal()
         label = "在线报修" if zh else "Request a Repair"
         page = page_props(site, "/repair/new", f"{label} - {site_name}", "")
         em.page(rng, dev, ts, label, page)
@@ -217,19 +222,15 @@ class Customer:
 
     def warranty_visit(self, ts: int) -> None:
         """Owners look up their warranty on the portal without opening a ticket."""
-        person, rng, em = self.person, self.person.rng, self.em
-        zh = not person.is_foreign
-        site = vocab.SITES["service"][0 if zh else 1]
-        site_name = vocab.SITE_NAMES["service"][0 if zh else 1]
-        if self.portal is None:
-            self.portal = new_device(rng, person.country, "web", person.locale)
+        rng, em = self.person.rng, self.em
+        portal, site, site_name, zh = self._portal()
         referrer = "https://www.baidu.com/" if zh else "https://www.google.com/"
         for path, label in (
             ("/", "首页" if zh else "Home"),
             ("/warranty", "保修查询" if zh else "Warranty Check"),
         ):
             page = page_props(site, path, f"{label} - {site_name}", referrer)
-            em.page(rng, self.portal, ts, label, page)
+            em.page(rng, portal, ts, label, page)
             referrer = page.url
             ts += between(rng, 10_000, 90_000)
 

@@ -114,3 +114,13 @@ def test_bench_store_writes_a_report(env: dict[str, str], tmp_path: Path, db_url
     else:
         assert report["metrics"]["postgres_raw_rows_per_s"] is None
     assert report["env"]["cores"] >= 1
+
+
+def test_bench_demo_writes_a_report(tmp_path: Path) -> None:
+    out = tmp_path / "demo.json"
+    result = runner.invoke(app, ["bench", "demo", "--customers", "60", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["name"] == "demo"
+    assert report["metrics"]["events"] > 0 and report["metrics"]["events_per_s"] > 0
+    assert report["baseline"]["events_per_s"] > 0 and report["ratio"] > 0
