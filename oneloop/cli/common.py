@@ -23,6 +23,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from oneloop.core.config import Settings
@@ -73,6 +74,13 @@ def reported_errors() -> Iterator[None]:
         fail("\n".join(lines))
     except OneLoopError as exc:
         fail(exc.detail)
+    except DBAPIError as exc:
+        # Name the failure, not the stack: usually a wrong URL, a server that is down, or a
+        # schema behind the code (`oneloop db upgrade`).
+        fail(
+            f"database error: {type(exc.orig).__name__}: {str(exc.orig).strip()}\n"
+            "check ONELOOP_DATABASE_URL, and run `oneloop db upgrade` if the schema is missing"
+        )
     except PydanticValidationError as exc:
         fail(
             "invalid input:\n"

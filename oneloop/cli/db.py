@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.engine import make_url
 
-from oneloop.cli.common import cli_engine, console, print_json
+from oneloop.cli.common import cli_engine, console, print_json, reported_errors
 from oneloop.migrations import current_revision, downgrade, head_revision, upgrade
 
 app = typer.Typer(help="Database schema: migrations.", no_args_is_help=True)
@@ -20,7 +20,7 @@ def upgrade_cmd(
     revision: Annotated[str, typer.Argument(help="target revision")] = "head",
 ) -> None:
     """Apply migrations up to REVISION (default: the newest). Safe to run again."""
-    with cli_engine() as (settings, engine):
+    with reported_errors(), cli_engine() as (settings, engine):
         before = current_revision(engine)
         upgrade(engine, revision)
         after = current_revision(engine)
@@ -30,7 +30,7 @@ def upgrade_cmd(
 @app.command("downgrade", epilog="Example: oneloop db downgrade 0001")
 def downgrade_cmd(revision: Annotated[str, typer.Argument(help="target revision")]) -> None:
     """Undo migrations down to REVISION (use 'base' for an empty schema)."""
-    with cli_engine() as (_, engine):
+    with reported_errors(), cli_engine() as (_, engine):
         downgrade(engine, revision)
         console.print(f"database now at {current_revision(engine) or 'base'}")
 
@@ -40,7 +40,7 @@ def current_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Show the database's migration and the code's newest one; exit 1 if they differ."""
-    with cli_engine() as (settings, engine):
+    with reported_errors(), cli_engine() as (settings, engine):
         current = current_revision(engine)
     head = head_revision()
     if as_json:

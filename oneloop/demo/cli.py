@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from oneloop.cli.common import cli_session, console, load_settings, print_json, progress_bar
+from oneloop.cli.common import (
+    cli_session,
+    console,
+    load_settings,
+    print_json,
+    progress_bar,
+    reported_errors,
+)
 from oneloop.demo.generate import generate
 from oneloop.demo.load import load_demo
 
@@ -50,7 +57,7 @@ def load_cmd(
 ) -> None:
     """Create the group, its three units and an admin; load what the installed domains import."""
     demo_dir = out or load_settings().demo_dir
-    with cli_session() as (session, ctx):
+    with reported_errors(), cli_session() as (session, ctx):
         summary = load_demo(session, ctx, demo_dir)
     if as_json:
         print_json(summary.__dict__)

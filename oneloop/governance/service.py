@@ -8,7 +8,7 @@ from __future__ import annotations
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from oneloop.core.context import Context
@@ -64,11 +64,6 @@ def list_business_units(session: Session, ctx: Context) -> list[BusinessUnit]:
     if not ctx.is_group_wide:
         query = query.where(BusinessUnitRow.id == ctx.bu_id)
     return [BusinessUnit.model_validate(r) for r in session.scalars(query)]
-
-
-def count_business_units(session: Session) -> int:
-    """For health and summaries: how many units exist, the group included (no tenant data)."""
-    return session.scalar(select(func.count()).select_from(BusinessUnitRow)) or 0
 
 
 def _get_row(session: Session, code: str) -> BusinessUnitRow:

@@ -124,3 +124,9 @@ def test_bench_demo_writes_a_report(tmp_path: Path) -> None:
     assert report["name"] == "demo"
     assert report["metrics"]["events"] > 0 and report["metrics"]["events_per_s"] > 0
     assert report["baseline"]["events_per_s"] > 0 and report["ratio"] > 0
+
+
+def test_unmigrated_database_says_what_to_run(env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["bu", "list"], env=env)
+    assert result.exit_code == 1
+    assert "oneloop db upgrade" in result.output and "Traceback" not in result.output
