@@ -51,8 +51,12 @@ def create_business_unit(session: Session, ctx: Context, data: BusinessUnitIn) -
 
 
 def get_business_unit(session: Session, ctx: Context, code: str) -> BusinessUnit:
+    """Another unit than the caller's own is NotFound for a BU user: we do not confirm it exists."""
     ctx.require("governance.bu.read")
-    return BusinessUnit.model_validate(_get_row(session, code))
+    row = _get_row(session, code)
+    if not ctx.is_group_wide and row.id != ctx.bu_id:
+        raise NotFound(f"no business unit with code {code!r}", code=code)
+    return BusinessUnit.model_validate(row)
 
 
 def list_business_units(session: Session, ctx: Context) -> list[BusinessUnit]:

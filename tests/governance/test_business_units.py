@@ -59,6 +59,18 @@ def test_bu_user_lists_only_their_own_unit(session: Session, ctx: Context) -> No
         permissions=frozenset({"governance.bu.read"}),
     )
     assert [u.code for u in service.list_business_units(session, north_user)] == ["north"]
+    assert service.get_business_unit(session, north_user, "north").id == north.id
+    with pytest.raises(NotFound) as caught:
+        service.get_business_unit(session, north_user, "south")
+    missing = service_error_text(caught.value)
+    with pytest.raises(NotFound) as caught:
+        service.get_business_unit(session, north_user, "no-such-unit")
+    assert service_error_text(caught.value) == missing.replace("south", "no-such-unit")
+
+
+def service_error_text(exc: NotFound) -> str:
+    """What the caller learns: another BU's unit reads exactly like one that does not exist."""
+    return exc.detail
 
 
 def test_creating_units_needs_the_permission(session: Session) -> None:
