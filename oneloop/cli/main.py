@@ -10,6 +10,7 @@ from oneloop import __version__
 from oneloop.bench.cli import bench_app
 from oneloop.cli import db
 from oneloop.cli.common import load_settings
+from oneloop.collect.cli import sources_app
 from oneloop.demo.cli import demo_app
 from oneloop.governance.cli import bu_app
 
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(bu_app, name="bu")
+app.add_typer(sources_app, name="sources")
 app.add_typer(demo_app, name="demo")
 app.add_typer(bench_app, name="bench")
 

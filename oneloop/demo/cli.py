@@ -71,6 +71,8 @@ def load_cmd(
         )
     else:
         console.print(f"admin {summary.admin_email} exists; its password is unchanged")
+    for code, key in summary.new_write_keys.items():
+        console.print(f"write key for {code} (官网 Web): [bold yellow]{key}[/] (shown once)")
     if not summary.files:
         console.print(f"[yellow]no generated data in {demo_dir}; run `oneloop demo generate`[/]")
         return

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from oneloop.collect import service as collect
+from oneloop.collect.schemas import SourceIn
 from oneloop.core.context import Context
 from oneloop.core.errors import NotFound
 from oneloop.demo.catalog import GROUP, UNITS, DemoUnit
@@ -29,6 +31,7 @@ class LoadSummary:
     existing_units: list[str] = field(default_factory=list)
     admin_email: str = ADMIN_EMAIL
     admin_password: str | None = None  # only when created now: shown once, never stored in clear
+    new_write_keys: dict[str, str] = field(default_factory=dict)  # BU code -> key made now
     files: dict[str, int] = field(default_factory=dict)
     loaded: dict[str, int] = field(default_factory=dict)
 
@@ -50,6 +53,7 @@ def load_demo(session: Session, ctx: Context, demo_dir: Path) -> LoadSummary:
                 role="group_admin",
             ),
         )
+    _ensure_sources(session, ctx, summary)
     summary.files = read_manifest(demo_dir)
     return summary
 
@@ -65,6 +69,19 @@ def _ensure_unit(session: Session, ctx: Context, unit: DemoUnit, summary: LoadSu
         summary.created_units.append(unit.code)
     else:
         summary.existing_units.append(unit.code)
+
+
+WEB_SOURCE = "官网 Web"
+
+
+def _ensure_sources(session: Session, ctx: Context, summary: LoadSummary) -> None:
+    """One HTTP source per unit, for its site and apps' tracking SDKs."""
+    units = {u.id: u.code for u in governance.list_business_units(session, ctx)}
+    existing = {units[s.bu_id] for s in collect.list_sources(session, ctx) if s.name == WEB_SOURCE}
+    for unit in UNITS:
+        if unit.code not in existing:
+            new = collect.create_source(session, ctx, SourceIn(bu=unit.code, name=WEB_SOURCE))
+            summary.new_write_keys[unit.code] = new.write_key
 
 
 def read_manifest(demo_dir: Path) -> dict[str, int]:

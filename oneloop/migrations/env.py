@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from alembic import context
+from alembic.autogenerate.api import AutogenContext
 
+from oneloop.core.db import UTCDateTime
 from oneloop.migrations import target_metadata
 
 config = context.config
 engine = config.attributes["engine"]
+
+
+def render_item(type_: str, obj: object, autogen_context: AutogenContext) -> str | bool:
+    """Migrations name plain SQL types, so they never depend on code that may change later."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
 
 with engine.begin() as connection:
     context.configure(
@@ -16,6 +26,7 @@ with engine.begin() as connection:
         render_as_batch=True,  # SQLite cannot ALTER most things; batch mode copies the table
         compare_type=True,
         compare_server_default=True,
+        render_item=render_item,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from oneloop.collect import service as collect
 from oneloop.core.context import Context
 from oneloop.demo.catalog import GROUP, UNITS
 from oneloop.demo.load import ADMIN_EMAIL, load_demo
@@ -31,6 +32,8 @@ def test_load_creates_the_group_units_and_admin_once(
     session.commit()
     assert again.created_units == [] and again.admin_password is None
     assert len(again.existing_units) == 4
+    assert again.new_write_keys == {}
+    assert len(collect.list_sources(session, ctx)) == 3
     assert governance.verify_password(session, ADMIN_EMAIL, first.admin_password)
 
 

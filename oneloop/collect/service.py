@@ -1,0 +1,155 @@
+"""Sources and write keys.
+
+A write key is shown once, when made; only its SHA-256 and a short prefix (to tell keys apart
+in a list) are kept. Rotation adds a key and leaves the old one working until it is revoked,
+so a site can roll its SDK configuration over without losing events. The caller commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from oneloop.collect.models import SourceRow, WriteKeyRow
+from oneloop.collect.schemas import NewWriteKey, Source, SourceIn, WriteKey
+from oneloop.core.context import Context
+from oneloop.core.errors import Conflict, NotFound, Unauthenticated
+from oneloop.core.ids import new_id
+from oneloop.governance import service as governance
+
+KEY_PREFIX = "olk_"
+PREFIX_SHOWN = 12
+
+
+def hash_key(write_key: str) -> str:
+    return hashlib.sha256(write_key.encode("utf-8")).hexdigest()
+
+
+def create_source(session: Session, ctx: Context, data: SourceIn) -> NewWriteKey:
+    ctx.require("collect.source.manage")
+    bu = governance.get_business_unit(session, ctx, data.bu)
+    if session.scalar(
+        select(SourceRow.id).where(SourceRow.bu_id == bu.id, SourceRow.name == data.name)
+    ):
+        raise Conflict(f"{data.bu} already has a source named {data.name!r}", field="name")
+    now = ctx.clock.now()
+    row = SourceRow(
+        id=new_id(now),
+        bu_id=bu.id,
+        name=data.name,
+        kind=data.kind,
+        is_enabled=True,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return NewWriteKey(id=row.id, write_key=_add_key(session, ctx, row.id))
+
+
+def list_sources(session: Session, ctx: Context) -> list[Source]:
+    """The caller's BU's sources (all BUs' for group-wide roles), oldest first, with keys."""
+    ctx.require("collect.source.read")
+    query = select(SourceRow).order_by(SourceRow.id)
+    if not ctx.is_group_wide:
+        query = query.where(SourceRow.bu_id == ctx.bu_id)
+    rows = list(session.scalars(query))
+    keys: dict[str, list[WriteKey]] = {r.id: [] for r in rows}
+    for key in session.scalars(
+        select(WriteKeyRow).where(WriteKeyRow.source_id.in_(keys)).order_by(WriteKeyRow.id)
+    ):
+        keys[key.source_id].append(WriteKey.model_validate(key))
+    return [Source.model_validate(r).model_copy(update={"keys": keys[r.id]}) for r in rows]
+
+
+def get_source(session: Session, ctx: Context, source_id: str) -> Source:
+    ctx.require("collect.source.read")
+    row = _get_row(session, ctx, source_id)
+    keys = session.scalars(
+        select(WriteKeyRow).where(WriteKeyRow.source_id == row.id).order_by(WriteKeyRow.id)
+    )
+    return Source.model_validate(row).model_copy(
+        update={"keys": [WriteKey.model_validate(k) for k in keys]}
+    )
+
+
+def rotate_key(session: Session, ctx: Context, source_id: str, *, revoke_old: bool) -> NewWriteKey:
+    """A new key for the source; the old ones keep working unless ``revoke_old``."""
+    ctx.require("collect.source.manage")
+    row = _get_row(session, ctx, source_id)
+    if revoke_old:
+        _revoke(session, ctx, WriteKeyRow.source_id == row.id)
+    return NewWriteKey(id=row.id, write_key=_add_key(session, ctx, row.id))
+
+
+def revoke_key(session: Session, ctx: Context, source_id: str, prefix: str) -> None:
+    ctx.require("collect.source.manage")
+    row = _get_row(session, ctx, source_id)
+    if not _revoke(session, ctx, WriteKeyRow.source_id == row.id, WriteKeyRow.prefix == prefix):
+        raise NotFound(f"source {source_id} has no active key {prefix!r}", prefix=prefix)
+
+
+def set_enabled(session: Session, ctx: Context, source_id: str, *, enabled: bool) -> Source:
+    """A disabled source's keys are refused (401) until it is enabled again."""
+    ctx.require("collect.source.manage")
+    row = _get_row(session, ctx, source_id)
+    row.is_enabled = enabled
+    row.updated_at = ctx.clock.now()
+    session.flush()
+    return get_source(session, ctx, source_id)
+
+
+def authenticate(session: Session, write_key: str) -> Source:
+    """The enabled source an active key belongs to; anything else is Unauthenticated, with one
+    message for every case so a caller cannot probe which keys exist."""
+    row = session.execute(
+        select(SourceRow)
+        .join(WriteKeyRow, WriteKeyRow.source_id == SourceRow.id)
+        .where(
+            WriteKeyRow.key_hash == hash_key(write_key),
+            WriteKeyRow.revoked_at.is_(None),
+            SourceRow.is_enabled.is_(True),
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        raise Unauthenticated("unknown, revoked or disabled write key")
+    return Source.model_validate(row)
+
+
+def _get_row(session: Session, ctx: Context, source_id: str) -> SourceRow:
+    query = select(SourceRow).where(SourceRow.id == source_id)
+    if not ctx.is_group_wide:
+        query = query.where(SourceRow.bu_id == ctx.bu_id)
+    row = session.scalar(query)
+    if row is None:
+        raise NotFound(f"no source with id {source_id!r}", source_id=source_id)
+    return row
+
+
+def _add_key(session: Session, ctx: Context, source_id: str) -> str:
+    write_key = KEY_PREFIX + secrets.token_urlsafe(24)
+    now = ctx.clock.now()
+    session.add(
+        WriteKeyRow(
+            id=new_id(now),
+            source_id=source_id,
+            key_hash=hash_key(write_key),
+            prefix=write_key[:PREFIX_SHOWN],
+            created_at=now,
+            revoked_at=None,
+        )
+    )
+    session.flush()
+    return write_key
+
+
+def _revoke(session: Session, ctx: Context, *where: object) -> int:
+    result = session.execute(
+        update(WriteKeyRow)
+        .where(WriteKeyRow.revoked_at.is_(None), *where)  # type: ignore[arg-type]  # SQL clauses
+        .values(revoked_at=ctx.clock.now())
+    )
+    return result.rowcount  # type: ignore[attr-defined,no-any-return]  # a CursorResult
