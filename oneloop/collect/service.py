@@ -56,24 +56,12 @@ def list_sources(session: Session, ctx: Context) -> list[Source]:
     query = select(SourceRow).order_by(SourceRow.id)
     if not ctx.is_group_wide:
         query = query.where(SourceRow.bu_id == ctx.bu_id)
-    rows = list(session.scalars(query))
-    keys: dict[str, list[WriteKey]] = {r.id: [] for r in rows}
-    for key in session.scalars(
-        select(WriteKeyRow).where(WriteKeyRow.source_id.in_(keys)).order_by(WriteKeyRow.id)
-    ):
-        keys[key.source_id].append(WriteKey.model_validate(key))
-    return [Source.model_validate(r).model_copy(update={"keys": keys[r.id]}) for r in rows]
+    return _with_keys(session, list(session.scalars(query)))
 
 
 def get_source(session: Session, ctx: Context, source_id: str) -> Source:
     ctx.require("collect.source.read")
-    row = _get_row(session, ctx, source_id)
-    keys = session.scalars(
-        select(WriteKeyRow).where(WriteKeyRow.source_id == row.id).order_by(WriteKeyRow.id)
-    )
-    return Source.model_validate(row).model_copy(
-        update={"keys": [WriteKey.model_validate(k) for k in keys]}
-    )
+    return _with_keys(session, [_get_row(session, ctx, source_id)])[0]
 
 
 def rotate_key(session: Session, ctx: Context, source_id: str, *, revoke_old: bool) -> NewWriteKey:
@@ -117,6 +105,16 @@ def authenticate(session: Session, write_key: str) -> Source:
     if row is None:
         raise Unauthenticated("unknown, revoked or disabled write key")
     return Source.model_validate(row)
+
+
+def _with_keys(session: Session, rows: list[SourceRow]) -> list[Source]:
+    """Sources with their keys (prefixes and dates only), in one query for all of them."""
+    keys: dict[str, list[WriteKey]] = {r.id: [] for r in rows}
+    for key in session.scalars(
+        select(WriteKeyRow).where(WriteKeyRow.source_id.in_(keys)).order_by(WriteKeyRow.id)
+    ):
+        keys[key.source_id].append(WriteKey.model_validate(key))
+    return [Source.model_validate(r).model_copy(update={"keys": keys[r.id]}) for r in rows]
 
 
 def _get_row(session: Session, ctx: Context, source_id: str) -> SourceRow:
