@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from oneloop.collect import service as collect
+from oneloop.collect.schemas import Source, SourceIn
 from oneloop.core.context import Context
 from oneloop.governance import service as governance
 from oneloop.governance.schemas import BusinessUnit, BusinessUnitIn
@@ -25,3 +27,12 @@ def make_group(
         made.append(governance.create_business_unit(session, ctx, data))
     session.commit()
     return made
+
+
+def make_source(
+    session: Session, ctx: Context, bu: str = "north", name: str = "官网 Web"
+) -> tuple[Source, str]:
+    """A committed HTTP source in ``bu`` and its write key."""
+    new = collect.create_source(session, ctx, SourceIn(bu=bu, name=name))
+    session.commit()
+    return collect.get_source(session, ctx, new.id), new.write_key

@@ -1,10 +1,13 @@
-"""Collection tables: sources and their write keys (issue 4, part 1)."""
+"""Collection tables: sources and write keys, the event log, dead letters, the ingest ledger,
+consumer cursors and import runs."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, String
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from oneloop.core.db import Base, UTCDateTime
@@ -41,3 +44,129 @@ class WriteKeyRow(Base):
     prefix: Mapped[str] = mapped_column(String(12))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(timezone=True))
+
+
+# SQLite only makes INTEGER PRIMARY KEY the rowid (an append-only B-tree); PostgreSQL wants a
+# 64-bit sequence for a log that outlives 2^31 events.
+LogPosition = BigInteger().with_variant(Integer, "sqlite")
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+class EventRow(Base):
+    """The append-only event log: every accepted call, once.
+
+    ``dedupe_key`` is a 64-bit hash of (source, messageId). Random message ids make the unique
+    index the dominant insert cost (each insert dirties a random leaf page, which the WAL then
+    writes whole), so the key is kept to 8 bytes instead of ~70 bytes of text; a hash collision
+    is detected by comparing the stored source and message id, and probed past (see ingest).
+    ``tx`` is the PostgreSQL transaction id that wrote the row (0 on SQLite), which the log
+    readers use so that rows committed out of ``seq`` order are never skipped.
+    There are deliberately no foreign keys: the log is written on the hot path and never
+    updated; the source and BU it names are never deleted.
+    """
+
+    __tablename__ = "collect_event"
+    __table_args__ = (Index("ix_collect_event_tx_seq", "tx", "seq"),)
+
+    seq: Mapped[int] = mapped_column(LogPosition, primary_key=True, autoincrement=True)
+    tx: Mapped[int] = mapped_column(BigInteger, default=0)
+    dedupe_key: Mapped[int] = mapped_column(BigInteger, unique=True)
+    bu_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    source_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    message_id: Mapped[str] = mapped_column(String(255))
+    origin: Mapped[str] = mapped_column(String(16))
+    type: Mapped[str] = mapped_column(String(16))
+    event: Mapped[str | None] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(255))
+    user_id: Mapped[str | None] = mapped_column(String(255))
+    anonymous_id: Mapped[str | None] = mapped_column(String(255))
+    group_id: Mapped[str | None] = mapped_column(String(255))
+    previous_id: Mapped[str | None] = mapped_column(String(255))
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+    original_timestamp: Mapped[datetime | None] = mapped_column(UTCDateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+    properties: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    traits: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    context: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    identifiers: Mapped[list[list[str]]] = mapped_column(Json)
+
+
+class DeadLetterRow(Base):
+    """What was received but could not be accepted, kept whole with the reason, for replay."""
+
+    __tablename__ = "collect_dead_letter"
+    __table_args__ = (Index("ix_collect_dead_letter_source_id_status", "source_id", "status"),)
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    bu_id: Mapped[str] = mapped_column(String(ID_LENGTH), index=True)
+    source_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    origin: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(40), index=True)
+    detail: Mapped[str] = mapped_column(Text)
+    errors: Mapped[list[dict[str, str]]] = mapped_column(Json)
+    ref: Mapped[str] = mapped_column(String(300))
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    payload: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(timezone=True))
+
+
+class IngestBatchRow(Base):
+    """One row per ingest call (a request, an import chunk, a replay): the ledger source
+    statistics are summed from. Insert-only, so concurrent requests never wait on a shared
+    counter row."""
+
+    __tablename__ = "collect_ingest_batch"
+    __table_args__ = (Index("ix_collect_ingest_batch_source_id_at", "source_id", "at"),)
+
+    id: Mapped[int] = mapped_column(LogPosition, primary_key=True, autoincrement=True)
+    bu_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    source_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    origin: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+    received: Mapped[int] = mapped_column(Integer)
+    accepted: Mapped[int] = mapped_column(Integer)
+    duplicates: Mapped[int] = mapped_column(Integer)
+    dead_lettered: Mapped[int] = mapped_column(Integer)
+    violations: Mapped[int] = mapped_column(Integer)
+    last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime(timezone=True))
+
+
+class CursorRow(Base):
+    """How far a consumer has read the log: the (tx, seq) of the last event it processed."""
+
+    __tablename__ = "collect_cursor"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    tx: Mapped[int] = mapped_column(BigInteger)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    processed: Mapped[int] = mapped_column(BigInteger)
+    failed: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+
+
+class ImportRunRow(Base):
+    """One run of a file import: its counts so far and the last row done, to resume from."""
+
+    __tablename__ = "collect_import_run"
+    __table_args__ = (
+        Index("ix_collect_import_run_source_id_file_sha256", "source_id", "file_sha256"),
+    )
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    bu_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    source_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("collect_source.id"))
+    file_name: Mapped[str] = mapped_column(String(500))
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    mapping: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    rows_read: Mapped[int] = mapped_column(Integer)
+    accepted: Mapped[int] = mapped_column(Integer)
+    duplicates: Mapped[int] = mapped_column(Integer)
+    dead_lettered: Mapped[int] = mapped_column(Integer)
+    last_row: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(timezone=True))

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -71,18 +72,28 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def json_dumps(value: object) -> str:
+    """JSON columns go through orjson: the event log writes several per event."""
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def create_db_engine(settings: Settings) -> Engine:
     url = make_url(settings.database_url)
+    json_args = {"json_serializer": json_dumps, "json_deserializer": orjson.loads}
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000}
+            url, connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000}, **json_args
         )
         _tune_sqlite(engine, settings)
         return engine
     return create_engine(
-        url, pool_size=settings.db_pool_size, pool_pre_ping=True, max_overflow=settings.db_pool_size
+        url,
+        pool_size=settings.db_pool_size,
+        pool_pre_ping=True,
+        max_overflow=settings.db_pool_size,
+        **json_args,
     )
 
 

@@ -68,6 +68,19 @@ class ValidationFailed(OneLoopError):
         self.errors = errors or []
 
 
+class InvalidPayload(ValidationFailed):
+    """A received document that is not acceptable as sent (HTTP 400, which tracking SDKs treat
+    as final): what was refused is kept as a dead letter, so the caller is told, not retried."""
+
+    code = "invalid-payload"
+    title = "Invalid payload"
+
+
+class PayloadTooLarge(OneLoopError):
+    code = "payload-too-large"
+    title = "Payload too large"
+
+
 class Unauthenticated(OneLoopError):
     code = "unauthenticated"
     title = "Authentication required"

@@ -1,0 +1,228 @@
+"""Writing received events into the log: de-duplicated, dead-lettered, counted. The one door.
+
+The HTTP tracking API, the file importers, dead-letter replay and the demo loader all call
+``ingest``; it runs inside the caller's transaction, so "acknowledged" can mean "committed".
+
+De-duplication is per source on ``messageId``. The unique key is a 64-bit hash of
+(source, messageId, probe): 8 bytes keep the random-insert index small. When an insert hits an
+existing key, the stored row's source and message id are compared: the same means a duplicate,
+different means a hash collision, and the event moves on to the next probe. So a collision can
+never drop an event, and no source can suppress another's.
+
+The hot path is Core ``INSERT … ON CONFLICT DO NOTHING RETURNING``, one statement for the batch
+(SQLAlchemy's insertmanyvalues), no ORM objects per event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Table, insert, literal_column, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from oneloop.collect.models import DeadLetterRow, EventRow, IngestBatchRow
+from oneloop.collect.schemas import Source
+from oneloop.collect.spec import Invalid, Message
+from oneloop.core.ids import new_id
+
+EVENTS: Table = EventRow.__table__  # type: ignore[assignment]  # a mapped class's Table
+DEAD_LETTERS: Table = DeadLetterRow.__table__  # type: ignore[assignment]
+LEDGER: Table = IngestBatchRow.__table__  # type: ignore[assignment]
+MAX_PROBES = 8
+# The writing transaction's id, so log readers can tell when every earlier writer has finished.
+PG_TX_ID = literal_column("pg_current_xact_id()::text::bigint")
+
+
+@dataclass
+class IngestResult:
+    received: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    violations: int = 0
+    refused: list[Invalid] = field(default_factory=list)
+    seqs: list[int] = field(default_factory=list)
+
+    def add(self, other: IngestResult) -> None:
+        self.received += other.received
+        self.accepted += other.accepted
+        self.duplicates += other.duplicates
+        self.dead_lettered += other.dead_lettered
+        self.violations += other.violations
+        self.refused.extend(other.refused)
+        self.seqs.extend(other.seqs)
+
+
+def ingest(
+    session: Session,
+    source: Source,
+    messages: Sequence[Message],
+    invalid: Sequence[Invalid] = (),
+    *,
+    received_at: datetime,
+    origin: str,
+    ref: str,
+) -> IngestResult:
+    """Store ``messages`` once each and ``invalid`` as dead letters; the caller commits."""
+    result = IngestResult(received=len(messages) + len(invalid))
+    unique: dict[str, Message] = {}
+    for message in messages:
+        unique.setdefault(message.message_id, message)
+    result.duplicates = len(messages) - len(unique)
+    inserted = _insert_once(session, source, list(unique.values()), received_at, origin)
+    result.accepted = len(inserted)
+    result.duplicates += len(unique) - len(inserted)
+    result.seqs = sorted(inserted.values())
+    if invalid:
+        dead_letter(session, source, invalid, received_at=received_at, origin=origin, ref=ref)
+        result.dead_lettered = len(invalid)
+        result.refused = list(invalid)
+    last = max((m.timestamp for m in unique.values()), default=None)
+    session.execute(
+        insert(LEDGER).values(
+            bu_id=source.bu_id,
+            source_id=source.id,
+            origin=origin,
+            at=received_at,
+            received=result.received,
+            accepted=result.accepted,
+            duplicates=result.duplicates,
+            dead_lettered=result.dead_lettered,
+            violations=result.violations,
+            last_event_at=last,
+        )
+    )
+    return result
+
+
+def dead_letter(
+    session: Session,
+    source: Source,
+    invalid: Iterable[Invalid],
+    *,
+    received_at: datetime,
+    origin: str,
+    ref: str,
+) -> list[str]:
+    """Keep refused calls whole, with the reason, for a later replay; returns their ids."""
+    rows = [
+        {
+            "id": new_id(received_at),
+            "bu_id": source.bu_id,
+            "source_id": source.id,
+            "origin": origin,
+            "reason": item.reason,
+            "detail": item.detail[:4000],
+            "errors": [{"path": e.path, "msg": e.msg} for e in item.errors],
+            "ref": ref[:300],
+            "message_id": item.message_id,
+            "payload": payload_text(item.raw),
+            "received_at": received_at,
+            "status": "waiting",
+            "attempts": 0,
+            "resolved_at": None,
+        }
+        for item in invalid
+    ]
+    if rows:
+        session.execute(insert(DEAD_LETTERS), rows)
+    return [r["id"] for r in rows]
+
+
+def payload_text(raw: object) -> str:
+    """What was received, as text: JSON for a parsed document, the text itself otherwise."""
+    if isinstance(raw, bytes):
+        return raw.decode("utf-8", errors="replace")
+    if isinstance(raw, str):
+        return raw
+    return orjson.dumps(raw, default=str).decode()
+
+
+def dedupe_key(source_id: str, message_id: str, probe: int = 0) -> int:
+    digest = hashlib.blake2b(
+        f"{source_id}\x00{message_id}\x00{probe}".encode(), digest_size=8
+    ).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _insert_once(
+    session: Session,
+    source: Source,
+    messages: list[Message],
+    received_at: datetime,
+    origin: str,
+) -> dict[str, int]:
+    """Insert the messages not yet in the log; returns message id → seq of those inserted."""
+    inserted: dict[str, int] = {}
+    pending = {m.message_id: m for m in messages}
+    for probe in range(MAX_PROBES):
+        # Each pending event tries the next key of its chain; two may share a key by collision,
+        # and then only the first can take it.
+        claimants: dict[int, list[str]] = {}
+        for mid in pending:
+            claimants.setdefault(dedupe_key(source.id, mid, probe), []).append(mid)
+        rows = [
+            _row(source, pending[mids[0]], key, received_at, origin)
+            for key, mids in claimants.items()
+        ]
+        for key, seq in session.execute(_insert_statement(session), rows):
+            mid = claimants.pop(key)[0]
+            inserted[mid] = seq
+            del pending[mid]
+        # The other keys are taken: by the same event sent before (a duplicate, done), or by
+        # another event (a collision: try the next key).
+        if claimants:
+            stored = session.execute(
+                select(EventRow.dedupe_key, EventRow.source_id, EventRow.message_id).where(
+                    EventRow.dedupe_key.in_(claimants)
+                )
+            )
+            for key, source_id, message_id in stored:
+                if source_id == source.id and message_id in claimants[key]:
+                    del pending[message_id]
+        if not pending:
+            return inserted
+    raise RuntimeError(f"{len(pending)} events found no free dedupe key in {MAX_PROBES} probes")
+
+
+def _insert_statement(session: Session) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = postgresql.insert(EVENTS).values(tx=PG_TX_ID)
+    else:
+        stmt = sqlite.insert(EVENTS)
+    return stmt.on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(
+        EVENTS.c.dedupe_key, EVENTS.c.seq
+    )
+
+
+def _row(
+    source: Source, m: Message, key: int, received_at: datetime, origin: str
+) -> dict[str, object]:
+    return {
+        "dedupe_key": key,
+        "bu_id": source.bu_id,
+        "source_id": source.id,
+        "message_id": m.message_id,
+        "origin": origin,
+        "type": m.type,
+        "event": m.event,
+        "name": m.name,
+        "user_id": m.user_id,
+        "anonymous_id": m.anonymous_id,
+        "group_id": m.group_id,
+        "previous_id": m.previous_id,
+        "timestamp": m.timestamp,
+        "original_timestamp": m.original_timestamp,
+        "sent_at": m.sent_at,
+        "received_at": received_at,
+        "properties": m.properties,
+        "traits": m.traits,
+        "context": m.context,
+        "identifiers": m.identifiers,
+    }
