@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SqliteSynchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
@@ -42,6 +42,17 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", description="Root log level.")
     host: str = Field(default="127.0.0.1", description="Address `oneloop serve` binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `oneloop serve` binds to.")
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Bootstrap admin bearer token for the admin API until users and API keys exist; "
+            "unset means the admin API refuses every call."
+        ),
+    )
+    run_consumers: bool = Field(
+        default=True,
+        description="Whether `oneloop serve` also runs the event-log consumers in-process.",
+    )
     demo_dir: Path = Field(
         default=Path("var/demo"), description="Where `demo generate` writes and `demo load` reads."
     )
