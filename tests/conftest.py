@@ -12,11 +12,14 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from pytest_postgresql.janitor import DatabaseJanitor
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from oneloop.api.app import create_app
 from oneloop.core.clock import FixedClock
 from oneloop.core.config import Settings
 from oneloop.core.context import Context, system_context
@@ -25,6 +28,9 @@ from oneloop.migrations import upgrade
 
 POSTGRES_URL = os.environ.get("ONELOOP_TEST_POSTGRES_URL") or None
 REQUIRE_POSTGRES = os.environ.get("ONELOOP_REQUIRE_POSTGRES") == "1"
+
+ADMIN_TOKEN = "test-admin-token"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
@@ -63,7 +69,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 @pytest.fixture
 def settings(db_url: str) -> Settings:
-    return Settings(database_url=db_url)
+    # Consumers run where a test asks for them, never as a thread racing the test's own writes.
+    return Settings(database_url=db_url, run_consumers=False, admin_token=ADMIN_TOKEN)
 
 
 @pytest.fixture
@@ -94,3 +101,15 @@ def clock() -> FixedClock:
 @pytest.fixture
 def ctx(clock: FixedClock) -> Context:
     return system_context(clock)
+
+
+@pytest.fixture
+def app(settings: Settings, engine: Engine) -> FastAPI:
+    return create_app(settings, engine)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    # Server errors must come back as responses (the 500 contract), not be re-raised here.
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c

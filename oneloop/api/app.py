@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from sqlalchemy import Engine
@@ -12,6 +14,8 @@ from sqlalchemy import Engine
 from oneloop import __version__
 from oneloop.api import errors, health
 from oneloop.api.deps import AppState
+from oneloop.collect import api as collect_api
+from oneloop.collect import consumers
 from oneloop.core.config import Settings
 from oneloop.core.db import create_db_engine, session_factory
 from oneloop.core.ids import new_id
@@ -27,12 +31,35 @@ _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or Settings()
     engine = engine or create_db_engine(settings)
+    state = AppState(settings=settings, engine=engine, sessions=session_factory(engine))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        """Run the log's consumers beside the API unless a separate `oneloop worker` does."""
+        stop = threading.Event()
+        worker = None
+        if settings.run_consumers:
+            worker = threading.Thread(
+                target=consumers.run_forever,
+                args=(state.sessions, consumers.registered(), stop),
+                name="oneloop-consumers",
+                daemon=True,
+            )
+            worker.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if worker is not None:
+                worker.join(timeout=10)
+
     app = FastAPI(
         title="OneLoop",
         version=__version__,
         description="One customer, one ID, one loop: marketing, sales and service.",
+        lifespan=lifespan,
     )
-    app.state.oneloop = AppState(settings=settings, engine=engine, sessions=session_factory(engine))
+    app.state.oneloop = state
     errors.install(app)
 
     @app.middleware("http")
@@ -52,6 +79,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         return response
 
     app.include_router(health.router)
+    app.include_router(collect_api.tracking)
+    app.include_router(collect_api.admin)
     app.include_router(pages.router)
     return app
 

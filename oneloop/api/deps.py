@@ -6,14 +6,17 @@ returns normally and rolls back when it raises: acknowledged means committed.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from oneloop.core.clock import Clock, SystemClock
 from oneloop.core.config import Settings
 
 
@@ -22,6 +25,13 @@ class AppState:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
+    clock: Clock = field(default_factory=SystemClock)
+    # SQLite has one writer at a time; queueing writers on a lock in the process is cheaper
+    # than letting them spin in SQLite's busy handler. PostgreSQL writers run in parallel.
+    write_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def writing(self) -> AbstractContextManager[object]:
+        return self.write_lock if self.engine.dialect.name == "sqlite" else nullcontext()
 
 
 def get_state(request: Request) -> AppState:

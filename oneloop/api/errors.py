@@ -37,6 +37,7 @@ from oneloop.core.logging import request_id_var
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+TRACKING_PREFIX = "/v1/"
 
 STATUS: dict[type[OneLoopError], int] = {
     NotFound: 404,
@@ -82,6 +83,10 @@ def problem_response(
     }
     if extra:
         body.update({k: v for k, v in extra.items() if k not in body})
+    if request.url.path.startswith(TRACKING_PREFIX):
+        # Segment's and RudderStack's SDKs log ``code`` and ``message`` from an error body.
+        body.setdefault("code", code)
+        body.setdefault("message", detail)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 

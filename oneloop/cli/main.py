@@ -10,7 +10,7 @@ from oneloop import __version__
 from oneloop.bench.cli import bench_app
 from oneloop.cli import db
 from oneloop.cli.common import load_settings
-from oneloop.collect.cli import sources_app
+from oneloop.collect.cli import deadletters_app, sources_app, worker
 from oneloop.demo.cli import demo_app
 from oneloop.governance.cli import bu_app
 
@@ -23,6 +23,8 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(bu_app, name="bu")
 app.add_typer(sources_app, name="sources")
+app.add_typer(deadletters_app, name="deadletters")
+app.command("worker", epilog="Example: oneloop worker --once")(worker)
 app.add_typer(demo_app, name="demo")
 app.add_typer(bench_app, name="bench")
 

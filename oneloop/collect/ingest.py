@@ -26,6 +26,7 @@ from sqlalchemy import Table, insert, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from oneloop.collect import plan_check
 from oneloop.collect.models import DeadLetterRow, EventRow, IngestBatchRow
 from oneloop.collect.schemas import Source
 from oneloop.collect.spec import Invalid, Message
@@ -37,6 +38,14 @@ LEDGER: Table = IngestBatchRow.__table__  # type: ignore[assignment]
 MAX_PROBES = 8
 # The writing transaction's id, so log readers can tell when every earlier writer has finished.
 PG_TX_ID = literal_column("pg_current_xact_id()::text::bigint")
+
+
+@dataclass(frozen=True)
+class SourceKey:
+    """Enough of a source to file a dead letter under (a log consumer has no ``Source``)."""
+
+    id: str
+    bu_id: str
 
 
 @dataclass
@@ -68,22 +77,43 @@ def ingest(
     received_at: datetime,
     origin: str,
     ref: str,
+    keep_refused: bool = True,
 ) -> IngestResult:
-    """Store ``messages`` once each and ``invalid`` as dead letters; the caller commits."""
+    """Store ``messages`` once each and ``invalid`` as dead letters; the caller commits.
+
+    Everything refused (``invalid``, and events a tracking plan blocks) is in ``result.refused``;
+    it is stored as new dead letters unless ``keep_refused`` is false, which dead-letter replay
+    uses because the refused items are dead letters already.
+    """
     result = IngestResult(received=len(messages) + len(invalid))
     unique: dict[str, Message] = {}
     for message in messages:
         unique.setdefault(message.message_id, message)
     result.duplicates = len(messages) - len(unique)
-    inserted = _insert_once(session, source, list(unique.values()), received_at, origin)
+    kept = list(unique.values())
+    # A tracking plan (collect/plan_check.py) keeps or blocks each event; without one, no query.
+    verdict = plan_check.check(session, source, kept) if source.tracking_plan_id else None
+    if verdict is not None:
+        kept, invalid = verdict.kept, [*invalid, *verdict.blocked]
+    inserted = _insert_once(session, source, kept, received_at, origin)
     result.accepted = len(inserted)
-    result.duplicates += len(unique) - len(inserted)
+    result.duplicates += len(kept) - len(inserted)
     result.seqs = sorted(inserted.values())
+    if verdict is not None:
+        result.violations = plan_check.record_violations(
+            session,
+            source,
+            verdict,
+            accepted=inserted,
+            at=received_at,
+            include_blocked=keep_refused,
+        )
     if invalid:
-        dead_letter(session, source, invalid, received_at=received_at, origin=origin, ref=ref)
-        result.dead_lettered = len(invalid)
+        if keep_refused:
+            dead_letter(session, source, invalid, received_at=received_at, origin=origin, ref=ref)
+            result.dead_lettered = len(invalid)
         result.refused = list(invalid)
-    last = max((m.timestamp for m in unique.values()), default=None)
+    last = max((m.timestamp for m in kept), default=None)
     session.execute(
         insert(LEDGER).values(
             bu_id=source.bu_id,
@@ -103,7 +133,7 @@ def ingest(
 
 def dead_letter(
     session: Session,
-    source: Source,
+    source: Source | SourceKey,
     invalid: Iterable[Invalid],
     *,
     received_at: datetime,
@@ -161,6 +191,8 @@ def _insert_once(
     """Insert the messages not yet in the log; returns message id → seq of those inserted."""
     inserted: dict[str, int] = {}
     pending = {m.message_id: m for m in messages}
+    if not pending:
+        return inserted
     for probe in range(MAX_PROBES):
         # Each pending event tries the next key of its chain; two may share a key by collision,
         # and then only the first can take it.

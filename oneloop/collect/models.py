@@ -6,7 +6,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -28,6 +38,10 @@ class SourceRow(Base):
     is_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+    # No foreign key, on purpose: SQLite can neither drop a column that has one nor rebuild
+    # this table while write keys point at it, so `oneloop db downgrade` would fail on real
+    # data. collect/plans.py keeps the reference valid (a plan in use cannot be deleted).
+    tracking_plan_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
 
 
 class WriteKeyRow(Base):
@@ -170,3 +184,64 @@ class ImportRunRow(Base):
     last_row: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(timezone=True))
+
+
+class CatalogEntryRow(Base):
+    """What a source actually sends: each call type and event name with the property keys seen,
+    how often, first and last. Kept by a log consumer; read when writing a tracking plan and by
+    the segment builder's suggestions."""
+
+    __tablename__ = "collect_catalog_entry"
+
+    source_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    bu_id: Mapped[str] = mapped_column(String(ID_LENGTH), index=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+    keys: Mapped[list[str]] = mapped_column(Json)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+
+
+class TrackingPlanRow(Base):
+    """A tracking plan: per event name a JSON Schema for ``properties``, one for identify
+    ``traits``, and what to do with events the plan does not name (see collect/plans.py).
+
+    ``document`` is plain JSON, not JSONB, even on PostgreSQL: it is never queried inside, and
+    JSON keeps the author's key order, so an exported plan reads like the one imported.
+    ``version`` goes up on every change; compiled validators are cached per (id, version).
+    """
+
+    __tablename__ = "collect_tracking_plan"
+    __table_args__ = (UniqueConstraint("bu_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    bu_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("governance_business_unit.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    mode: Mapped[str] = mapped_column(String(8))
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+
+
+class PlanViolationRow(Base):
+    """How often a source broke its plan, per event name, property path and kind of problem
+    (a JSON Schema keyword such as ``type`` or ``required``, or ``unplanned``).
+
+    ``event`` is the track event's name, or "" for identify traits. ``path`` names array items
+    as ``[]`` (``properties.products[].price``) so one bad field is one row, whatever its index.
+    Upserted once per ingest batch with the batch's counts added (see ``plans.record_violations``).
+    """
+
+    __tablename__ = "collect_plan_violation"
+
+    source_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    event: Mapped[str] = mapped_column(String(255), primary_key=True)
+    path: Mapped[str] = mapped_column(String(300), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40), primary_key=True)
+    bu_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    count: Mapped[int] = mapped_column(BigInteger)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+    example_message_id: Mapped[str] = mapped_column(String(255))

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -15,11 +10,7 @@ from pathlib import Path
 
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.servers import running_server
 
 
 def _get(url: str) -> tuple[int, dict]:  # type: ignore[type-arg]
@@ -32,36 +23,8 @@ def _get(url: str) -> tuple[int, dict]:  # type: ignore[type-arg]
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "ONELOOP_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
-        "ONELOOP_LOG_FORMAT": "json",
-    }
-    subprocess.run(
-        [sys.executable, "-m", "oneloop", "db", "upgrade"], env=env, check=True, capture_output=True
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "oneloop", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/healthz", timeout=1).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                out = proc.stdout.read().decode() if proc.stdout else ""
-                pytest.fail(f"server did not start:\n{out}")
-            time.sleep(0.1)  # polling a starting process, not waiting out a race
-    yield base
-    proc.terminate()
-    proc.wait(timeout=10)
+    with running_server(f"sqlite:///{tmp_path / 'serve.db'}") as base:
+        yield base
 
 
 def test_serve_answers_health_and_readiness(server: str) -> None:

@@ -1,0 +1,248 @@
+"""Consumers of the event log: identity, profiles and segments read the log through these.
+
+Each consumer has a durable cursor (``collect_cursor``). One step reads the next events after
+the cursor, lets the consumer handle them and moves the cursor, all in one transaction: a crash
+anywhere in between rolls back both the consumer's writes and the cursor move, so the same
+events come again and nothing is lost or applied twice (the consumer's writes and its cursor
+commit together). On PostgreSQL the cursor row is locked for the step, so two workers running
+the same consumer take turns instead of doing the work twice.
+
+An event a consumer cannot handle (its code raises on it) is dead-lettered with the consumer's
+name and the event's position, and the cursor moves past it: one poison event must not stop the
+log. A temporary database failure is not the event's fault: it propagates, and the step is
+retried. ``oneloop deadletters replay`` hands such letters back to the consumer.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import orjson
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+from oneloop.collect import deadletters
+from oneloop.collect.ingest import SourceKey, dead_letter
+from oneloop.collect.log import START, LoggedEvent, Position, read_after, read_seqs
+from oneloop.collect.models import CursorRow, DeadLetterRow
+from oneloop.collect.spec import Invalid
+from oneloop.core.clock import Clock, SystemClock
+from oneloop.core.db import is_transient
+from oneloop.core.errors import FieldError
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+ORIGIN = "consumer"
+# Modules whose import registers their consumers; later domains add theirs here, so the set
+# of consumers is declared in one place (as Datasette declares its default plugins).
+BUILTIN_CONSUMERS: tuple[str, ...] = ("oneloop.collect.catalog",)
+
+
+class Consumer(Protocol):
+    """Handles events in log order. ``handle`` writes through ``session`` and must not commit."""
+
+    name: str
+
+    def handle(self, session: Session, events: Sequence[LoggedEvent]) -> None: ...
+
+
+_REGISTRY: dict[str, Consumer] = {}
+
+
+def register(consumer: Consumer) -> Consumer:
+    _REGISTRY[consumer.name] = consumer
+    return consumer
+
+
+def registered() -> list[Consumer]:
+    for module in BUILTIN_CONSUMERS:
+        importlib.import_module(module)
+    return [_REGISTRY[name] for name in sorted(_REGISTRY)]
+
+
+@dataclass
+class StepResult:
+    processed: int = 0
+    failed: int = 0
+
+
+def step(
+    sessions: sessionmaker[Session],
+    consumer: Consumer,
+    *,
+    batch: int = BATCH,
+    clock: Clock | None = None,
+) -> StepResult:
+    """Handle the next events after the consumer's cursor; one transaction."""
+    clock = clock or SystemClock()
+    with sessions() as session, session.begin():
+        position = _lock_cursor(session, consumer.name, clock)
+        events = read_after(session, position, batch)
+        if not events:
+            return StepResult()
+        failed = _handle(session, consumer, events, clock)
+        last = events[-1].position
+        session.execute(
+            update(CursorRow)
+            .where(CursorRow.name == consumer.name)
+            .values(
+                tx=last.tx,
+                seq=last.seq,
+                processed=CursorRow.processed + len(events) - failed,
+                failed=CursorRow.failed + failed,
+                updated_at=clock.now(),
+            )
+        )
+        return StepResult(processed=len(events) - failed, failed=failed)
+
+
+def drain(
+    sessions: sessionmaker[Session],
+    consumers: Iterable[Consumer],
+    *,
+    batch: int = BATCH,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> dict[str, StepResult]:
+    """Run every consumer until it has caught up with the log (``oneloop worker --once``)."""
+    totals: dict[str, StepResult] = {}
+    for consumer in consumers:
+        total = totals.setdefault(consumer.name, StepResult())
+        while True:
+            result = step(sessions, consumer, batch=batch)
+            total.processed += result.processed
+            total.failed += result.failed
+            if on_progress:
+                on_progress(total.processed + total.failed, 0)
+            if result.processed + result.failed == 0:
+                break
+    return totals
+
+
+def run_forever(
+    sessions: sessionmaker[Session],
+    consumers: Sequence[Consumer],
+    stop: threading.Event,
+    *,
+    idle_wait_s: float = 0.5,
+    batch: int = BATCH,
+) -> None:
+    """The worker loop: step each consumer; when none had work, wait a little (or until stop).
+
+    A temporary database failure is logged and retried after a pause; anything else is a bug
+    and ends the loop loudly, since looping on it would only repeat it.
+    """
+    while not stop.is_set():
+        busy = False
+        for consumer in consumers:
+            try:
+                result = step(sessions, consumer, batch=batch)
+            except DBAPIError as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning("consumer.retry", extra={"consumer": consumer.name})
+                stop.wait(idle_wait_s * 4)
+                continue
+            busy = busy or (result.processed + result.failed) > 0
+        if not busy:
+            stop.wait(idle_wait_s)
+
+
+def lag(session: Session, consumer: Consumer) -> Position:
+    """Where the consumer stands (``START`` when it never ran)."""
+    row = session.get(CursorRow, consumer.name)
+    return Position(row.tx, row.seq) if row else START
+
+
+def _lock_cursor(session: Session, name: str, clock: Clock) -> Position:
+    query = select(CursorRow.tx, CursorRow.seq).where(CursorRow.name == name)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = session.execute(query).one_or_none()
+    if row is None:
+        session.execute(
+            insert(CursorRow).values(
+                name=name, tx=0, seq=0, processed=0, failed=0, updated_at=clock.now()
+            )
+        )
+        session.flush()
+        row = session.execute(query).one()
+    return Position(row.tx, row.seq)
+
+
+def _attempt(
+    session: Session, consumer: Consumer, events: Sequence[LoggedEvent]
+) -> Exception | None:
+    """Run the consumer in a savepoint; its failure is returned (and its writes undone), but a
+    temporary database failure is raised: it is nobody's bug and the step will be retried."""
+    try:
+        with session.begin_nested():
+            consumer.handle(session, events)
+    except Exception as exc:  # the consumer's bug: returned, logged by callers
+        if isinstance(exc, DBAPIError) and is_transient(exc):
+            raise
+        return exc
+    return None
+
+
+def _handle(
+    session: Session, consumer: Consumer, events: Sequence[LoggedEvent], clock: Clock
+) -> int:
+    """Handle the batch at once; if that fails, one by one, dead-lettering those that fail."""
+    problem = _attempt(session, consumer, events)
+    if problem is None:
+        return 0
+    log.warning(
+        "consumer.batch_failed",
+        extra={"consumer": consumer.name, "error": type(problem).__name__, "events": len(events)},
+    )
+    failed = 0
+    for event in events:
+        problem = _attempt(session, consumer, [event])
+        if problem is not None:
+            _dead_letter(session, consumer, event, problem, clock)
+            failed += 1
+    return failed
+
+
+def _dead_letter(
+    session: Session, consumer: Consumer, event: LoggedEvent, exc: Exception, clock: Clock
+) -> None:
+    log.error(
+        "consumer.event_failed",
+        exc_info=exc,
+        extra={"consumer": consumer.name, "seq": event.seq},
+    )
+    payload = {"consumer": consumer.name, "seq": event.seq, "message_id": event.message_id}
+    error = FieldError((), f"{consumer.name} failed: {type(exc).__name__}: {exc}"[:500])
+    dead_letter(
+        session,
+        SourceKey(id=event.source_id, bu_id=event.bu_id),
+        [Invalid("consumer_failed", (error,), payload, event.message_id)],
+        received_at=clock.now(),
+        origin=ORIGIN,
+        ref=f"consumer:{consumer.name}:seq {event.seq}",
+    )
+
+
+def redeliver(session: Session, letter: DeadLetterRow) -> Invalid | None:
+    """Hand a consumer's failed event back to it; ``None`` when it succeeded this time."""
+    payload = orjson.loads(letter.payload)
+    consumer = {c.name: c for c in registered()}.get(payload.get("consumer"))
+    if consumer is None:
+        error = FieldError(("consumer",), f"no consumer named {payload.get('consumer')!r}")
+        return Invalid("consumer_failed", (error,), payload, letter.message_id)
+    problem = _attempt(session, consumer, read_seqs(session, [int(payload["seq"])]))
+    if problem is None:
+        return None
+    error = FieldError((), f"{consumer.name} failed: {type(problem).__name__}: {problem}"[:500])
+    return Invalid("consumer_failed", (error,), payload, letter.message_id)
+
+
+deadletters.register_redeliverer(ORIGIN, redeliver)
