@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from oneloop.bench import demo, store
+from oneloop.bench import demo, ingest, store
 from oneloop.bench.harness import BenchReport
 from oneloop.cli.common import console, load_settings, progress_bar
 
@@ -79,4 +79,34 @@ def demo_cmd(
     load_settings()
     with progress_bar("generating") as tick:
         report = demo.run(customers=customers, seed=seed, on_progress=tick)
+    show(report, json_out)
+
+
+@bench_app.command(
+    "ingest", epilog="Example: oneloop bench ingest --seconds 10 --connections 4 --json ingest.json"
+)
+def ingest_cmd(
+    json_out: JsonOut = None,
+    seconds: Annotated[float, typer.Option(min=1, help="how long to send")] = 10.0,
+    connections: Annotated[int, typer.Option(min=1, max=64, help="client connections")] = 4,
+    port: Annotated[int, typer.Option(help="port for the server under test")] = 18765,
+    postgres_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ONELOOP_BENCH_POSTGRES_URL",
+            help="measure PostgreSQL at this URL instead of a scratch SQLite file",
+        ),
+    ] = None,
+) -> None:
+    """Acknowledged events/s through the HTTP tracking API, against raw batched inserts."""
+    settings = load_settings()
+    with progress_bar(f"sending for {seconds:.0f} s") as tick:
+        report = ingest.run(
+            settings,
+            seconds=seconds,
+            connections=connections,
+            port=port,
+            postgres_url=postgres_url,
+            on_progress=tick,
+        )
     show(report, json_out)

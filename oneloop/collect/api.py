@@ -19,7 +19,15 @@ from oneloop.api.auth import AdminDep
 from oneloop.api.deps import AppState, SessionDep, StateDep
 from oneloop.collect import deadletters, stats
 from oneloop.collect.schemas import DeadLetter, DeadLetterPage, ReplayReport, SourceStats
-from oneloop.collect.tracking import ENDPOINTS, Outcome, Received, limit_for, receive, too_large
+from oneloop.collect.tracking import (
+    ENDPOINTS,
+    Outcome,
+    Received,
+    limit_for,
+    parse,
+    store,
+    too_large,
+)
 
 tracking = APIRouter(prefix="/v1", tags=["tracking"])
 admin = APIRouter(prefix="/api/v1", tags=["sources"])
@@ -58,8 +66,9 @@ def _basic_user(request: Request) -> str | None:
 
 
 def _store(state: AppState, received: Received) -> Outcome:
+    parsed = parse(received)  # CPU only: outside the write lock
     with state.writing(), state.sessions() as session, session.begin():
-        return receive(session, received)
+        return store(session, parsed)
 
 
 async def _track(request: Request, endpoint: str) -> Response:

@@ -15,14 +15,15 @@ The hot path is Core ``INSERT … ON CONFLICT DO NOTHING RETURNING``, one statem
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, insert, literal_column, select
+from sqlalchemy import Column, MetaData, Table, Text, insert, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -203,6 +204,8 @@ def _insert_once(
             _row(source, pending[mids[0]], key, received_at, origin)
             for key, mids in claimants.items()
         ]
+        if session.get_bind().dialect.name == "sqlite":
+            rows = [_sqlite_row(r) for r in rows]
         for key, seq in session.execute(_insert_statement(session), rows):
             mid = claimants.pop(key)[0]
             inserted[mid] = seq
@@ -226,11 +229,53 @@ def _insert_once(
 def _insert_statement(session: Session) -> Any:
     if session.get_bind().dialect.name == "postgresql":
         stmt = postgresql.insert(EVENTS).values(tx=PG_TX_ID)
+        table = EVENTS
     else:
-        stmt = sqlite.insert(EVENTS)
+        stmt = sqlite.insert(SQLITE_EVENTS)
+        table = SQLITE_EVENTS
     return stmt.on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(
-        EVENTS.c.dedupe_key, EVENTS.c.seq
+        table.c.dedupe_key, table.c.seq
     )
+
+
+def _sqlite_events() -> Table:
+    """``collect_event`` as the SQLite hot path writes it: the JSON and time columns as the
+    text SQLite stores anyway, serialised by ``_row`` in one pass, so SQLAlchemy runs no
+    per-value type processing for the ~20 values of each event (a third of the insert's cost).
+    Reads go through ``EventRow``, whose types parse exactly this text back."""
+    plain = {"properties", "traits", "context", "identifiers", *TIME_COLUMNS}
+    columns = [
+        Column(
+            c.name,
+            Text() if c.name in plain else c.type,
+            primary_key=c.primary_key,
+            default=c.default.arg if c.default is not None else None,  # type: ignore[attr-defined]
+        )
+        for c in EVENTS.columns
+    ]
+    return Table(EVENTS.name, MetaData(), *columns)
+
+
+TIME_COLUMNS = ("timestamp", "original_timestamp", "sent_at", "received_at")
+SQLITE_EVENTS = _sqlite_events()
+SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's own DateTime format on SQLite
+
+
+@functools.lru_cache(maxsize=4096)
+def _sqlite_time(value: datetime) -> str:
+    """Cached: a batch's events share their received and sent times, and often their own."""
+    return value.astimezone(UTC).strftime(SQLITE_TIME)
+
+
+def _sqlite_row(row: dict[str, object]) -> dict[str, object]:
+    for name in ("properties", "traits", "context", "identifiers"):
+        value = row[name]
+        row[name] = None if value is None else orjson.dumps(value, default=str).decode()
+    for name in TIME_COLUMNS:
+        value = row[name]
+        if isinstance(value, datetime):
+            row[name] = _sqlite_time(value)
+    return row
 
 
 def _row(

@@ -25,6 +25,7 @@ from oneloop.collect.spec import (
     MAX_BATCH_BYTES,
     MAX_EVENT_BYTES,
     Invalid,
+    Message,
     parse_batch,
     parse_call,
 )
@@ -69,12 +70,21 @@ class Outcome:
     refusal: InvalidPayload | None = None
 
 
-def receive(session: Session, request: Received) -> Outcome:
-    """Authenticate, parse and store one request; the caller commits, then answers.
+@dataclass(frozen=True)
+class Parsed:
+    """A request decoded and validated, before any database work: what to store and the key."""
 
-    Errors raised here (bad key, too large, bad encoding) mean nothing was stored; a refusal in
-    the outcome means the refused part is kept as dead letters and must be committed first.
-    """
+    write_key: str
+    messages: list[Message]
+    invalid: list[Invalid]
+    received_at: datetime
+    ref: str
+
+
+def parse(request: Received) -> Parsed:
+    """Decode and validate a request without touching the database, so that this CPU work runs
+    outside the store's write lock. Raises when nothing can be kept (no key, too large, bad
+    encoding); a body that is not a JSON object becomes a refused item to keep."""
     body = _decode(request)
     refused: Invalid | None = None
     document: object = None
@@ -90,20 +100,42 @@ def receive(session: Session, request: Received) -> Outcome:
             "send the write key as the HTTP Basic user name (empty password) "
             "or as writeKey in the body"
         )
-    source = service.authenticate(session, write_key)
-    common = {"received_at": request.received_at, "origin": "api", "ref": request.ref}
+    messages: list[Message] = []
+    invalid: list[Invalid] = []
     if refused is None and not isinstance(document, dict):
         error = FieldError((), f"the body must be a JSON object; got {_kind(document)}")
         refused = Invalid("invalid_json", (error,), body)
-    if refused is not None or not isinstance(document, dict):
-        result = ingest(session, source, [], [refused] if refused else [], **common)
-        return Outcome(result, _refusal(result))
-    if request.endpoint in BATCH_PATHS:
+    if refused is not None:
+        invalid = [refused]
+    elif isinstance(document, dict) and request.endpoint in BATCH_PATHS:
         messages, invalid = parse_batch(document, request.received_at)
-    else:
+    elif isinstance(document, dict):
         messages, invalid = parse_call(request.endpoint, document, request.received_at)
-    result = ingest(session, source, messages, invalid, **common)
+    return Parsed(write_key, messages, invalid, request.received_at, request.ref)
+
+
+def store(session: Session, parsed: Parsed) -> Outcome:
+    """Authenticate and store a parsed request; the caller commits, then answers.
+
+    Unauthenticated means nothing was stored; a refusal in the outcome means the refused part is
+    kept as dead letters and must be committed before the caller answers with it.
+    """
+    source = service.authenticate(session, parsed.write_key)
+    result = ingest(
+        session,
+        source,
+        parsed.messages,
+        parsed.invalid,
+        received_at=parsed.received_at,
+        origin="api",
+        ref=parsed.ref,
+    )
     return Outcome(result, _refusal(result) if result.refused else None)
+
+
+def receive(session: Session, request: Received) -> Outcome:
+    """``parse`` then ``store``, for callers with no write lock to keep short."""
+    return store(session, parse(request))
 
 
 def _decode(request: Received) -> bytes:
