@@ -15,7 +15,7 @@ from oneloop import __version__
 from oneloop.api import errors, health
 from oneloop.api.deps import AppState
 from oneloop.collect import api as collect_api
-from oneloop.collect import consumers
+from oneloop.collect import consumers, plans_api
 from oneloop.core.config import Settings
 from oneloop.core.db import create_db_engine, session_factory
 from oneloop.core.ids import new_id
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(health.router)
     app.include_router(collect_api.tracking)
     app.include_router(collect_api.admin)
+    app.include_router(plans_api.router)
     app.include_router(pages.router)
     return app
 

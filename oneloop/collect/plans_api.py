@@ -1,0 +1,151 @@
+"""HTTP for tracking plans: ``/api/v1/tracking-plans`` (JSON, or YAML both ways), a source's
+plan and its violation counters. Admin routes; the service does the checks and the BU scoping.
+
+A plan body is read here rather than declared as a pydantic body, so that JSON and YAML are
+parsed alike and a bad plan names its paths the same way in both (``events.X.properties``),
+as the CLI does.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from starlette.exceptions import HTTPException
+
+from oneloop.api.auth import AdminDep
+from oneloop.api.deps import SessionDep
+from oneloop.collect import plans
+from oneloop.collect.plan_schemas import PlanIn, SourcePlanIn, TrackingPlan, ViolationCount
+from oneloop.collect.schemas import Source
+from oneloop.core.errors import FieldError, PayloadTooLarge, ValidationFailed
+
+router = APIRouter(prefix="/api/v1", tags=["tracking plans"])
+
+MAX_PLAN_BYTES = 1024 * 1024
+YAML_TYPES = {"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"}
+YAML = "application/yaml"
+
+PlanId = Annotated[str, Path(description="the tracking plan's id")]
+SourceId = Annotated[str, Path(description="the source's id")]
+
+_PLAN_SCHEMA = PlanIn.model_json_schema(ref_template="#/components/schemas/{model}")
+_PLAN_SCHEMA.pop("$defs", None)  # EventPlan is in the components already, via TrackingPlan
+_PLAN_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "the plan as JSON, or as YAML with Content-Type: application/yaml",
+        "content": {"application/json": {"schema": _PLAN_SCHEMA}, YAML: {"schema": _PLAN_SCHEMA}},
+    }
+}
+
+
+async def _plan_body(
+    request: Request,
+    bu: Annotated[
+        str | None, Query(description="the business unit's code, if the body does not say")
+    ] = None,
+) -> PlanIn:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_PLAN_BYTES:
+        raise PayloadTooLarge(f"a tracking plan is at most {MAX_PLAN_BYTES // 1024} KB")
+    body = await request.body()
+    if len(body) > MAX_PLAN_BYTES:
+        raise PayloadTooLarge(f"a tracking plan is at most {MAX_PLAN_BYTES // 1024} KB")
+    media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if media in YAML_TYPES:
+        return plans.plan_from_yaml(body, bu=bu)
+    if media != "application/json" and not media.endswith("+json"):
+        raise HTTPException(415, f"send the plan as application/json or {YAML}; got {media}")
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationFailed(
+            f"the body is not valid JSON: {exc}", [FieldError((), "not valid JSON")]
+        ) from None
+    return plans.parse_plan(document, bu=bu)
+
+
+PlanBody = Annotated[PlanIn, Depends(_plan_body)]
+
+
+def _wants_yaml(request: Request) -> bool:
+    accepted = request.headers.get("accept", "")
+    return any(part.split(";")[0].strip().lower() in YAML_TYPES for part in accepted.split(","))
+
+
+def _yaml(text: str, status_code: int = 200) -> Response:
+    return Response(text, status_code=status_code, media_type=f"{YAML}; charset=utf-8")
+
+
+@router.get("/tracking-plans", summary="Tracking plans, oldest first")
+def list_plans(session: SessionDep, ctx: AdminDep) -> list[TrackingPlan]:
+    return plans.list_plans(session, ctx)
+
+
+@router.post(
+    "/tracking-plans",
+    status_code=201,
+    summary="Create a tracking plan (JSON, or YAML with Content-Type: application/yaml)",
+    response_model=TrackingPlan,
+    openapi_extra=_PLAN_BODY,
+)
+def create_plan(body: PlanBody, session: SessionDep, ctx: AdminDep) -> TrackingPlan:
+    return plans.create_plan(session, ctx, body)
+
+
+@router.get(
+    "/tracking-plans/{plan_id}",
+    summary="One tracking plan: JSON, or YAML with Accept: application/yaml",
+    response_model=TrackingPlan,
+    responses={200: {"content": {YAML: {"schema": {"type": "string"}}}}},
+)
+def get_plan(
+    plan_id: PlanId, request: Request, session: SessionDep, ctx: AdminDep
+) -> TrackingPlan | Response:
+    plan = plans.get_plan(session, ctx, plan_id)
+    return _yaml(plans.plan_to_yaml(plan)) if _wants_yaml(request) else plan
+
+
+@router.put(
+    "/tracking-plans/{plan_id}",
+    summary="Replace a tracking plan's content (a new version)",
+    response_model=TrackingPlan,
+    openapi_extra=_PLAN_BODY,
+)
+def replace_plan(
+    plan_id: PlanId, body: PlanBody, session: SessionDep, ctx: AdminDep
+) -> TrackingPlan:
+    return plans.update_plan(session, ctx, plan_id, body)
+
+
+@router.delete(
+    "/tracking-plans/{plan_id}",
+    status_code=204,
+    summary="Delete a tracking plan no source uses",
+    response_class=Response,
+)
+def delete_plan(plan_id: PlanId, session: SessionDep, ctx: AdminDep) -> Response:
+    plans.delete_plan(session, ctx, plan_id)
+    return Response(status_code=204)
+
+
+@router.put(
+    "/sources/{source_id}/tracking-plan",
+    summary="Attach a tracking plan to a source ({'plan_id': null} detaches)",
+)
+def attach_plan(
+    source_id: SourceId, body: SourcePlanIn, session: SessionDep, ctx: AdminDep
+) -> Source:
+    return plans.attach_plan(session, ctx, source_id, body.plan_id)
+
+
+@router.get(
+    "/sources/{source_id}/violations",
+    summary="How often the source broke its plan, per event, property and kind",
+)
+def list_violations(
+    source_id: SourceId, session: SessionDep, ctx: AdminDep
+) -> list[ViolationCount]:
+    return plans.list_violations(session, ctx, source_id)
