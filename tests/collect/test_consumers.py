@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, func, insert, select
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
+from oneloop.cli.main import app
 from oneloop.collect import catalog, consumers, deadletters
 from oneloop.collect.ingest import ingest
 from oneloop.collect.log import LoggedEvent
@@ -218,3 +220,19 @@ def test_the_catalog_lists_what_a_source_sends(
         ("identify", "", 1, ["email"]),
     ]
     assert session.scalar(select(func.count()).select_from(CursorRow)) >= 1
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_oneloop_worker_once_catches_up_and_says_so(
+    db_url: str, engine: Engine, session: Session, ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_group(session, ctx)
+    source, _ = make_source(session, ctx)
+    store(session, source, ["a", "b", "c"])
+    session.commit()
+    monkeypatch.setenv("ONELOOP_DATABASE_URL", db_url)
+    result = CliRunner().invoke(app, ["worker", "--once"])
+    assert result.exit_code == 0, result.output
+    assert "collect.catalog: 3 processed, 0 failed" in result.output
+    again = CliRunner().invoke(app, ["worker", "--once"])
+    assert "collect.catalog: 0 processed" in again.output

@@ -292,3 +292,34 @@ def test_junk_never_gets_a_500(client: TestClient, key: str, body: object) -> No
     for endpoint in ("batch", "track", "identify", "alias"):
         response = client.post(f"/v1/{endpoint}", content=json.dumps(body), headers=basic(key))
         assert response.status_code in (200, 400), response.text
+
+
+def test_dead_letters_are_listed_shown_and_replayed_once_over_the_admin_api(
+    client: TestClient, key: str, session: Session
+) -> None:
+    client.post("/v1/track", json={"event": "X", "messageId": "lost"}, headers=basic(key))
+    client.post("/v1/track", content=b"{oops", headers=basic(key))
+    page = client.get("/api/v1/dead-letters?limit=1", headers=ADMIN).json()
+    assert len(page["items"]) == 1 and page["next_cursor"]
+    rest = client.get(f"/api/v1/dead-letters?cursor={page['next_cursor']}", headers=ADMIN).json()
+    assert len(rest["items"]) == 1 and rest["next_cursor"] is None
+    letters = {d["reason"]: d for d in page["items"] + rest["items"]}
+    shown = client.get(f"/api/v1/dead-letters/{letters['invalid_event']['id']}", headers=ADMIN)
+    assert orjson.loads(shown.json()["payload"])["messageId"] == "lost"
+    assert client.get("/api/v1/dead-letters/nope", headers=ADMIN).status_code == 404
+    assert client.get("/api/v1/dead-letters?status=lost", headers=ADMIN).status_code == 422
+    # Nothing about these letters has changed, so replay refuses them again and keeps them.
+    report = client.post("/api/v1/dead-letters/replay", headers=ADMIN).json()
+    assert report == {"selected": 2, "replayed": 0, "already_stored": 0, "still_refused": 2}
+    # The sender fixes its SDK and resends: the letter's own replay is then a duplicate.
+    fixed = track("lost")
+    assert client.post("/v1/track", json=fixed, headers=basic(key)).status_code == 200
+    row = session.get(DeadLetterRow, letters["invalid_event"]["id"])
+    assert row is not None
+    row.payload = orjson.dumps({**fixed, "type": "track"}).decode()
+    session.commit()
+    report = client.post(
+        "/api/v1/dead-letters/replay", params={"reason": "invalid_event"}, headers=ADMIN
+    ).json()
+    assert report == {"selected": 1, "replayed": 0, "already_stored": 1, "still_refused": 0}
+    assert count(session) == 1
