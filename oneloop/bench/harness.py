@@ -12,7 +12,11 @@ import os
 import platform
 import sqlite3
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -94,3 +98,37 @@ def ratio(ours: float | int | str | None, base: float | int | str | None) -> flo
     if not isinstance(ours, int | float) or not isinstance(base, int | float) or not base:
         return None
     return round(ours / base, 3)
+
+
+@contextmanager
+def served(database_url: str, port: int, **env: str) -> Iterator[str]:
+    """A real ``oneloop serve`` on 127.0.0.1:``port`` (already migrated), until the block ends.
+
+    Benches and network tests talk to the process users run, not to an in-process app.
+    """
+    environ = {**os.environ, "ONELOOP_DATABASE_URL": database_url, **env}
+    with tempfile.TemporaryFile() as output:
+        proc = subprocess.Popen(  # noqa: S603  # our own interpreter and fixed arguments
+            [sys.executable, "-m", "oneloop", "serve", "--port", str(port)],
+            env=environ,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    urllib.request.urlopen(f"{base}/healthz", timeout=1).close()  # noqa: S310
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        proc.kill()
+                        output.seek(0)
+                        text = output.read().decode(errors="replace")
+                        raise RuntimeError(f"the server did not start:\n{text}") from None
+                    time.sleep(0.1)  # polling a starting process
+            yield base
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)

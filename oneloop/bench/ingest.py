@@ -12,25 +12,28 @@ from __future__ import annotations
 
 import base64
 import http.client
-import os
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 from sqlalchemy import select
 
-from oneloop.bench.harness import NO_PROGRESS, BenchReport, Metrics, Progress, percentiles, rate
+from oneloop.bench.harness import (
+    NO_PROGRESS,
+    BenchReport,
+    Metrics,
+    Progress,
+    percentiles,
+    rate,
+    served,
+)
 from oneloop.bench.harness import ratio as ratio_of
 from oneloop.bench.store import scratch_database
 from oneloop.collect import service as collect
@@ -136,36 +139,6 @@ def _client(port: int, key: str, parts: list[bytes], until: float, tally: Client
     conn.close()
 
 
-@contextmanager
-def _server(database_url: str, port: int) -> Iterator[None]:
-    env = {
-        **os.environ,
-        "ONELOOP_DATABASE_URL": database_url,
-        "ONELOOP_RUN_CONSUMERS": "false",
-        "ONELOOP_LOG_LEVEL": "WARNING",
-    }
-    proc = subprocess.Popen(  # noqa: S603  # our own interpreter and fixed arguments
-        [sys.executable, "-m", "oneloop", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the server did not start") from None
-                time.sleep(0.1)  # polling a starting process
-        yield
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
 def _prepare(database_url: str) -> str:
     """Migrate, make a group, a unit and an HTTP source; return its write key."""
     engine = create_db_engine(Settings(database_url=database_url))
@@ -201,7 +174,7 @@ def _measure_api(
     key = _prepare(database_url)
     parts = batch_template()
     tallies = [ClientTally() for _ in range(connections)]
-    with _server(database_url, port):
+    with served(database_url, port, ONELOOP_RUN_CONSUMERS="false", ONELOOP_LOG_LEVEL="WARNING"):
         start = time.perf_counter()
         until = start + seconds
         threads = [
@@ -248,25 +221,36 @@ def _raw_rows() -> Iterator[list[tuple[str, str]]]:
         yield [(str(uuid.uuid4()), doc) for doc in docs]
 
 
+def _timed_batches(write: Callable[[list[tuple[str, str]]], None], seconds: float) -> Metrics:
+    """Write batches of the raw rows, a commit each, for ``seconds``."""
+    done, latencies = 0, []
+    start = time.perf_counter()
+    for rows in _raw_rows():
+        t = time.perf_counter()
+        write(rows)
+        latencies.append(time.perf_counter() - t)
+        done += len(rows)
+        if time.perf_counter() - start >= seconds:
+            break
+    elapsed = time.perf_counter() - start
+    return {"events_per_s": rate(done, elapsed), **percentiles(latencies), "events": done}
+
+
 def _raw_sqlite(path: Path, synchronous: str, seconds: float) -> Metrics:
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(SQLITE_SYNCHRONOUS[synchronous])
     conn.execute("CREATE TABLE ev (seq INTEGER PRIMARY KEY, message_id TEXT NOT NULL, doc TEXT)")
     conn.execute("CREATE UNIQUE INDEX ev_message_id ON ev (message_id)")
-    done, latencies = 0, []
-    start = time.perf_counter()
-    for rows in _raw_rows():
-        t = time.perf_counter()
+
+    def write(rows: list[tuple[str, str]]) -> None:
         conn.executemany("INSERT INTO ev (message_id, doc) VALUES (?, ?)", rows)
         conn.commit()
-        latencies.append(time.perf_counter() - t)
-        done += len(rows)
-        if time.perf_counter() - start >= seconds:
-            break
-    elapsed = time.perf_counter() - start
-    conn.close()
-    return {"events_per_s": rate(done, elapsed), **percentiles(latencies), "events": done}
+
+    try:
+        return _timed_batches(write, seconds)
+    finally:
+        conn.close()
 
 
 def _raw_postgres(url: str, seconds: float) -> Metrics:
@@ -274,27 +258,23 @@ def _raw_postgres(url: str, seconds: float) -> Metrics:
     from sqlalchemy.engine import make_url
 
     dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    done, latencies = 0, []
     with psycopg.connect(dsn) as conn:
         conn.execute(
             "CREATE TABLE bench_raw_ev (seq bigserial PRIMARY KEY, message_id text NOT NULL, "
             "doc jsonb, UNIQUE (message_id))"
         )
         conn.commit()
-        start = time.perf_counter()
-        for rows in _raw_rows():
-            t = time.perf_counter()
+
+        def write(rows: list[tuple[str, str]]) -> None:
             with conn.cursor() as cur:
                 cur.executemany("INSERT INTO bench_raw_ev (message_id, doc) VALUES (%s, %s)", rows)
             conn.commit()
-            latencies.append(time.perf_counter() - t)
-            done += len(rows)
-            if time.perf_counter() - start >= seconds:
-                break
-        elapsed = time.perf_counter() - start
-        conn.execute("DROP TABLE bench_raw_ev")
-        conn.commit()
-    return {"events_per_s": rate(done, elapsed), **percentiles(latencies), "events": done}
+
+        try:
+            return _timed_batches(write, seconds)
+        finally:
+            conn.execute("DROP TABLE bench_raw_ev")
+            conn.commit()
 
 
 def run(

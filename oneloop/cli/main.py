@@ -11,6 +11,8 @@ from oneloop.bench.cli import bench_app
 from oneloop.cli import db
 from oneloop.cli.common import load_settings
 from oneloop.collect.cli import deadletters_app, sources_app, worker
+from oneloop.collect.import_cli import register as register_import
+from oneloop.collect.plans_cli import plans_app
 from oneloop.demo.cli import demo_app
 from oneloop.governance.cli import bu_app
 
@@ -23,10 +25,12 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(bu_app, name="bu")
 app.add_typer(sources_app, name="sources")
+app.add_typer(plans_app, name="plans")
 app.add_typer(deadletters_app, name="deadletters")
 app.command("worker", epilog="Example: oneloop worker --once")(worker)
 app.add_typer(demo_app, name="demo")
 app.add_typer(bench_app, name="bench")
+register_import(app)
 
 
 def _version(value: bool) -> None:

@@ -9,6 +9,7 @@ waiting, with the new reason and one more attempt.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,6 +50,11 @@ _REPARSERS: dict[str, Reparser] = {}
 # stored again but handed back to whoever failed: ``None`` means it worked this time.
 Redeliverer = Callable[[Session, DeadLetterRow], Invalid | None]
 _REDELIVERERS: dict[str, Redeliverer] = {}
+
+
+# The modules that register doors; imported before a replay, so none is missing whichever
+# entry point (CLI, API, a test) asked for it.
+DOORS = ("oneloop.collect.consumers", "oneloop.collect.importers.runs")
 
 
 def register_reparser(origin: str, reparser: Reparser) -> None:
@@ -106,6 +112,8 @@ def replay(
 ) -> ReplayReport:
     """Replay the waiting letters that match, oldest first; the caller commits."""
     ctx.require("collect.source.manage")
+    for module in DOORS:
+        importlib.import_module(module)
     query = _scoped(ctx, source, reason, WAITING).order_by(DeadLetterRow.id)
     if ids:
         query = query.where(DeadLetterRow.id.in_(list(ids)))

@@ -217,7 +217,13 @@ def identifiers_of(
     traits: Json | None,
     context: Json | None,
 ) -> list[list[str]]:
-    """The person's identifiers an event carries, as ``[type, raw value]`` pairs."""
+    """The person's identifiers an event carries, as ``[type, raw value]`` pairs.
+
+    None at all when ``context.oneloop.subject`` says the event is about something else (a
+    campaign's spend, an account): its ids must not become fake people (see the file importers)."""
+    subject = (context or {}).get("oneloop")
+    if isinstance(subject, dict) and subject.get("subject"):
+        return []
     found: list[list[str]] = []
     if user_id:
         found.append(["user_id", user_id])

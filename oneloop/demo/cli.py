@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -9,13 +10,15 @@ import typer
 from rich.table import Table
 
 from oneloop.cli.common import (
-    cli_session,
+    cli_engine,
     console,
     load_settings,
     print_json,
     progress_bar,
     reported_errors,
 )
+from oneloop.core.context import system_context
+from oneloop.core.db import session_factory
 from oneloop.demo.generate import generate
 from oneloop.demo.load import load_demo
 
@@ -55,12 +58,20 @@ def load_cmd(
     out: OutDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Create the group, its three units and an admin; load what the installed domains import."""
+    """Create the group, its units, an admin and sources; load the tracking events and the
+    CRM, POS, ticket, survey and cost files. Re-running adds nothing; an interrupted load
+    resumes."""
     demo_dir = out or load_settings().demo_dir
-    with reported_errors(), cli_session() as (session, ctx):
-        summary = load_demo(session, ctx, demo_dir)
+    with (
+        reported_errors(),
+        cli_engine() as (_, engine),
+        session_factory(engine)() as session,
+        progress_bar("loading demo files") as tick,
+    ):
+        summary = load_demo(session, system_context(), demo_dir, on_progress=tick)
+        session.commit()
     if as_json:
-        print_json(summary.__dict__)
+        print_json(asdict(summary))
         return
     created = ", ".join(summary.created_units) or "none (all existed)"
     console.print(f"business units created: {created}")
@@ -76,7 +87,18 @@ def load_cmd(
     if not summary.files:
         console.print(f"[yellow]no generated data in {demo_dir}; run `oneloop demo generate`[/]")
         return
-    table = Table("file", "records", "loaded", title="demo data")
-    for name, count in summary.files.items():
-        table.add_row(name, f"{count:,}", f"{summary.loaded.get(name, 0):,}")
+    table = Table(
+        "file", "records", "accepted", "duplicates", "dead-lettered", "status", title="demo data"
+    )
+    for load in summary.loads:
+        table.add_row(
+            load.file,
+            f"{load.records:,}",
+            f"{load.accepted:,}",
+            f"{load.duplicates:,}",
+            f"{load.dead_lettered:,}",
+            load.status,
+        )
     console.print(table)
+    if summary.accepted == 0:
+        console.print("nothing new: every file was loaded before")
