@@ -24,6 +24,7 @@ from oneloop.collect.models import DeadLetterRow
 from oneloop.collect.schemas import DeadLetter, DeadLetterPage, ReplayReport
 from oneloop.collect.spec import Invalid, Message, parse_batch, parse_message
 from oneloop.core.context import Context
+from oneloop.core.db import in_tenancy
 from oneloop.core.errors import FieldError, NotFound, ValidationFailed
 
 WAITING = "waiting"
@@ -244,9 +245,7 @@ def _resolve(letter: DeadLetterRow, now: datetime) -> None:
 def _scoped(
     ctx: Context, source: str | None, reason: str | None, status: str | None
 ) -> Select[tuple[DeadLetterRow]]:
-    query = select(DeadLetterRow)
-    if not ctx.is_group_wide:
-        query = query.where(DeadLetterRow.bu_id == ctx.bu_id)
+    query = in_tenancy(select(DeadLetterRow), DeadLetterRow.bu_id, ctx)
     if source:
         query = query.where(DeadLetterRow.source_id == source)
     if reason:

@@ -49,6 +49,7 @@ from oneloop.collect.plan_check import (
 from oneloop.collect.plan_schemas import JsonSchema, PlanIn, PlanSpec, TrackingPlan, ViolationCount
 from oneloop.collect.schemas import Source
 from oneloop.core.context import Context
+from oneloop.core.db import in_tenancy
 from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
 from oneloop.governance import service as governance
@@ -308,9 +309,9 @@ def get_plan(session: Session, ctx: Context, plan_id: str) -> TrackingPlan:
 def list_plans(session: Session, ctx: Context) -> list[TrackingPlan]:
     """The caller's unit's plans (every unit's for group-wide roles), oldest first."""
     ctx.require("collect.plan.read")
-    query = select(TrackingPlanRow).order_by(TrackingPlanRow.id)
-    if not ctx.is_group_wide:
-        query = query.where(TrackingPlanRow.bu_id == ctx.bu_id)
+    query = in_tenancy(
+        select(TrackingPlanRow).order_by(TrackingPlanRow.id), TrackingPlanRow.bu_id, ctx
+    )
     return [_plan(row) for row in session.scalars(query)]
 
 
@@ -393,9 +394,7 @@ def list_violations(session: Session, ctx: Context, source_id: str) -> list[Viol
 
 def _get_row(session: Session, ctx: Context, plan_id: str) -> TrackingPlanRow:
     query = select(TrackingPlanRow).where(TrackingPlanRow.id == plan_id)
-    if not ctx.is_group_wide:
-        query = query.where(TrackingPlanRow.bu_id == ctx.bu_id)
-    row = session.scalar(query)
+    row = session.scalar(in_tenancy(query, TrackingPlanRow.bu_id, ctx))
     if row is None:
         raise NotFound(f"no tracking plan with id {plan_id!r}", plan_id=plan_id)
     return row

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from oneloop.collect.models import SourceRow, WriteKeyRow
 from oneloop.collect.schemas import NewWriteKey, Source, SourceIn, WriteKey
 from oneloop.core.context import Context
+from oneloop.core.db import in_tenancy
 from oneloop.core.errors import Conflict, NotFound, Unauthenticated
 from oneloop.core.ids import new_id
 from oneloop.governance import service as governance
@@ -53,9 +54,7 @@ def create_source(session: Session, ctx: Context, data: SourceIn) -> NewWriteKey
 def list_sources(session: Session, ctx: Context) -> list[Source]:
     """The caller's BU's sources (all BUs' for group-wide roles), oldest first, with keys."""
     ctx.require("collect.source.read")
-    query = select(SourceRow).order_by(SourceRow.id)
-    if not ctx.is_group_wide:
-        query = query.where(SourceRow.bu_id == ctx.bu_id)
+    query = in_tenancy(select(SourceRow).order_by(SourceRow.id), SourceRow.bu_id, ctx)
     return _with_keys(session, list(session.scalars(query)))
 
 
@@ -119,9 +118,7 @@ def _with_keys(session: Session, rows: list[SourceRow]) -> list[Source]:
 
 def _get_row(session: Session, ctx: Context, source_id: str) -> SourceRow:
     query = select(SourceRow).where(SourceRow.id == source_id)
-    if not ctx.is_group_wide:
-        query = query.where(SourceRow.bu_id == ctx.bu_id)
-    row = session.scalar(query)
+    row = session.scalar(in_tenancy(query, SourceRow.bu_id, ctx))
     if row is None:
         raise NotFound(f"no source with id {source_id!r}", source_id=source_id)
     return row

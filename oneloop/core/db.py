@@ -14,15 +14,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import ColumnElement, DateTime, Engine, MetaData, Select, create_engine, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from oneloop.core.config import Settings
+from oneloop.core.context import Context
 from oneloop.core.errors import Unavailable
 
 # Constraint names identical on both databases, so migrations can name what they drop.
@@ -105,6 +107,15 @@ def _tune_sqlite(engine: Engine, settings: Settings) -> None:
         cur.execute(SQLITE_SYNCHRONOUS[settings.sqlite_synchronous])
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
+
+
+SelectT = TypeVar("SelectT", bound=Select[Any])  # Any: whatever row shape the select has
+
+
+def in_tenancy(query: SelectT, bu_column: ColumnElement[str], ctx: Context) -> SelectT:
+    """The caller's business unit only, unless the context is group-wide: tenancy is put into
+    the query itself, so a forgotten check cannot leak another unit's rows."""
+    return query if ctx.is_group_wide else query.where(bu_column == ctx.bu_id)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from oneloop.core.context import Context
+from oneloop.core.db import in_tenancy
 from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
 from oneloop.governance.models import BusinessUnitRow, UserRow
@@ -65,8 +66,7 @@ def list_business_units(session: Session, ctx: Context) -> list[BusinessUnit]:
     query = select(BusinessUnitRow).order_by(
         BusinessUnitRow.parent_id.is_not(None), BusinessUnitRow.code
     )
-    if not ctx.is_group_wide:
-        query = query.where(BusinessUnitRow.id == ctx.bu_id)
+    query = in_tenancy(query, BusinessUnitRow.id, ctx)
     return [BusinessUnit.model_validate(r) for r in session.scalars(query)]
 
 
