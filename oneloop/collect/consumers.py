@@ -220,11 +220,10 @@ def _dead_letter(
         extra={"consumer": consumer.name, "seq": event.seq},
     )
     payload = {"consumer": consumer.name, "seq": event.seq, "message_id": event.message_id}
-    error = FieldError((), f"{consumer.name} failed: {type(exc).__name__}: {exc}"[:500])
     dead_letter(
         session,
         SourceKey(id=event.source_id, bu_id=event.bu_id),
-        [Invalid("consumer_failed", (error,), payload, event.message_id)],
+        [_failure(consumer, exc, payload, event.message_id)],
         received_at=clock.now(),
         origin=ORIGIN,
         ref=f"consumer:{consumer.name}:seq {event.seq}",
@@ -239,10 +238,14 @@ def redeliver(session: Session, letter: DeadLetterRow) -> Invalid | None:
         error = FieldError(("consumer",), f"no consumer named {payload.get('consumer')!r}")
         return Invalid("consumer_failed", (error,), payload, letter.message_id)
     problem = _attempt(session, consumer, read_seqs(session, [int(payload["seq"])]))
-    if problem is None:
-        return None
-    error = FieldError((), f"{consumer.name} failed: {type(problem).__name__}: {problem}"[:500])
-    return Invalid("consumer_failed", (error,), payload, letter.message_id)
+    return None if problem is None else _failure(consumer, problem, payload, letter.message_id)
+
+
+def _failure(
+    consumer: Consumer, exc: Exception, payload: dict[str, object], message_id: str | None
+) -> Invalid:
+    error = FieldError((), f"{consumer.name} failed: {type(exc).__name__}: {exc}"[:500])
+    return Invalid("consumer_failed", (error,), payload, message_id)
 
 
 deadletters.register_redeliverer(ORIGIN, redeliver)
