@@ -42,7 +42,7 @@ BATCH = 500
 ORIGIN = "consumer"
 # Modules whose import registers their consumers; later domains add theirs here, so the set
 # of consumers is declared in one place (as Datasette declares its default plugins).
-BUILTIN_CONSUMERS: tuple[str, ...] = ("oneloop.collect.catalog",)
+BUILTIN_CONSUMERS: tuple[str, ...] = ("oneloop.collect.catalog", "oneloop.identity.resolver")
 
 
 class Consumer(Protocol):

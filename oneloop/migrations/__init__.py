@@ -21,7 +21,8 @@ HERE = Path(__file__).parent
 def target_metadata() -> MetaData:
     """The metadata of every domain's tables; importing the model modules registers them."""
     import oneloop.collect.models
-    import oneloop.governance.models  # noqa: F401
+    import oneloop.governance.models
+    import oneloop.identity.models  # noqa: F401
 
     return Base.metadata
 

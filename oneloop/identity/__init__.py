@@ -1,0 +1,1 @@
+"""Identity (OneID): identifier normalisation, the identity graph and its rules."""
