@@ -83,7 +83,7 @@ def step(
     """Handle the next events after the consumer's cursor; one transaction."""
     clock = clock or SystemClock()
     with sessions() as session, session.begin():
-        position = _lock_cursor(session, consumer.name, clock)
+        position = lock_cursor(session, consumer.name, clock)
         events = read_after(session, position, batch)
         if not events:
             return StepResult()
@@ -160,7 +160,9 @@ def lag(session: Session, consumer: Consumer) -> Position:
     return Position(row.tx, row.seq) if row else START
 
 
-def _lock_cursor(session: Session, name: str, clock: Clock) -> Position:
+def lock_cursor(session: Session, name: str, clock: Clock) -> Position:
+    """Take (creating it if needed) the consumer's cursor row: on PostgreSQL a row lock, which
+    is also how a steward's change to what a consumer owns waits for the running step."""
     query = select(CursorRow.tx, CursorRow.seq).where(CursorRow.name == name)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update()

@@ -165,10 +165,11 @@ def normalize(
     """
     kind = kind if kind is not None else BUILTIN_KINDS.get(type_code)
     if kind is None:
-        return _reject(type_code, "unknown_type", f"no kind configured for type {type_code!r}")
+        detail = f"no kind configured for type {_show(type_code)!r}"
+        return Normalized(type_code, None, "unknown_type", detail)
     normaliser = _NORMALISERS.get(kind)
     if normaliser is None:
-        return _reject(type_code, "unknown_kind", f"no normaliser named {kind!r}")
+        return Normalized(type_code, None, "unknown_kind", f"no normaliser named {_show(kind)!r}")
     text = _as_text(raw)
     if isinstance(text, _Rejected):
         return Normalized(type_code, None, text.reason, text.detail)
@@ -242,7 +243,7 @@ def _digits_or_opaque(text: str, scope: str | None, options: NormalizeOptions) -
 def _phone(text: str, scope: str | None, options: NormalizeOptions) -> str | _Rejected:
     if len(text) > _MAX_PHONE_RAW:
         return _Rejected("too_long", f"a phone number longer than {_MAX_PHONE_RAW} characters")
-    return _phone_cached(text, options.default_region)
+    return _phone_cached(text, options.default_region.upper())  # phonenumbers wants "CN"
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
@@ -334,7 +335,9 @@ def _email_cached(text: str, gmail_dots: bool, plus_tags: bool) -> str | _Reject
     if gmail_dots and domain in _GMAIL_DOMAINS:
         local, domain = local.replace(".", ""), "gmail.com"
     if plus_tags and domain in PLUS_TAG_DOMAINS:
-        local = local.partition("+")[0] or local
+        base = local.partition("+")[0]
+        if base and not base.endswith("."):  # "+x" and "a.+x" have no valid mailbox without it
+            local = base
     value = f"{local}@{domain}"
     if not local.isascii():
         # Lower-casing can lengthen Unicode (İ → i̇): make sure what we return is accepted too.
@@ -369,7 +372,7 @@ def _wechat_openid(text: str, scope: str | None, options: NormalizeOptions) -> s
     if not _WECHAT_APPID.fullmatch(appid):
         return _Rejected(
             "openid_without_app",
-            f"an openid needs its WeChat app id (wx + 16 hex) as scope, got {scope!r}",
+            f"an openid needs its WeChat app id (wx + 16 hex) as scope, got {_show(repr(scope))}",
         )
     return f"{appid}:{cleaned}"
 
@@ -434,7 +437,3 @@ def _lower(text: str) -> str:
 
 def _show(text: str) -> str:
     return text if len(text) <= _SHOWN else text[:_SHOWN] + "…"
-
-
-def _reject(type_code: str, reason: str, detail: str) -> Normalized:
-    return Normalized(type_code, None, reason, detail)

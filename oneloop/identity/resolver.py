@@ -43,6 +43,7 @@ T = TypeVar("T")
 
 CHUNK = 400  # bound parameters per IN (SQLite allows 32,766; PostgreSQL 65,535)
 MAX_PER_EVENT = 12  # identifiers per event taken into the graph; more is a sender's bug
+RESOLVER = "identity.resolve"  # the consumer's name: its cursor row is the graph's write lock
 APP_ID_KEYS = ("wechat_appid", "wechat_app_id", "appid", "app_id")
 
 
@@ -243,6 +244,15 @@ class WorkingSet:
             row.first_message_id, row.first_seq = event.message_id, event.seq
             return row.status != "cut"
         return False
+
+    def cut(self, edge: EdgeRow, reason: str) -> None:
+        """Never use this edge again; it no longer counts towards either end's degree."""
+        if edge.status == "cut":
+            return
+        a, b = self.by_id[edge.a_id], self.by_id[edge.b_id]
+        _bump(a, b.type, -1)
+        _bump(b, a.type, -1)
+        edge.status, edge.reason, edge.updated_at = "cut", reason[:300], self.now
 
     # --- re-partitioning --------------------------------------------------------------------
 
@@ -584,7 +594,7 @@ class ResolveConsumer:
     """Resolution as a consumer of the log: in order, once per event, in the step's
     transaction, so a crash between the graph writes and the cursor leaves neither."""
 
-    name = "identity.resolve"
+    name = RESOLVER
 
     def handle(self, session: Session, events: Sequence[LoggedEvent]) -> None:
         from oneloop.identity.service import active_rules

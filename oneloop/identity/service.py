@@ -1,0 +1,343 @@
+"""Identity's service functions: the rules in force, profiles and their identity, explanation,
+unmerge and do-not-merge pins. The API, the CLI and other domains call these, never the tables.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from oneloop.collect.consumers import lock_cursor
+from oneloop.core.context import Context
+from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
+from oneloop.core.ids import new_id
+from oneloop.identity.models import (
+    EdgeRow,
+    EventProfileRow,
+    IdentifierRow,
+    MergeRow,
+    PinRow,
+    ProfileRow,
+    RulesetRow,
+)
+from oneloop.identity.normalize import normalize
+from oneloop.identity.resolver import RESOLVER, WorkingSet
+from oneloop.identity.rules import DEFAULT_RULES, Rules, parse
+from oneloop.identity.schemas import (
+    Identifier,
+    IdentityExplanation,
+    Link,
+    Merge,
+    Pin,
+    PinIn,
+    UnmergeIn,
+    UnmergeOut,
+)
+
+_PARSED: dict[str, Rules] = {}  # ruleset row id → parsed rules; rows never change
+
+
+def active_rules(session: Session) -> Rules:
+    """The newest stored rules, or the defaults shipped with OneLoop."""
+    row = session.execute(
+        select(RulesetRow.id, RulesetRow.document).order_by(RulesetRow.id.desc()).limit(1)
+    ).first()
+    if row is None:
+        return DEFAULT_RULES
+    if row.id not in _PARSED:
+        _PARSED[row.id] = parse(row.document)
+    return _PARSED[row.id]
+
+
+def set_rules(session: Session, ctx: Context, document: dict[str, object]) -> Rules:
+    """Store a new version of the rules; they apply to events resolved from now on (run
+    ``oneloop identity rebuild`` to apply them to the past)."""
+    ctx.require("identity.rules.write")
+    rules = parse(document)
+    session.add(
+        RulesetRow(
+            id=new_id(ctx.clock.now()),
+            version=rules.version,
+            document=document,
+            created_at=ctx.clock.now(),
+            created_by=ctx.user_id,
+        )
+    )
+    session.flush()
+    return rules
+
+
+# --- profiles and their identity ------------------------------------------------------------
+
+
+def current_id(session: Session, profile_id: str) -> str:
+    """Follow merges: an absorbed profile's id leads to the profile that holds it now."""
+    seen: set[str] = set()
+    while True:
+        row = session.get(ProfileRow, profile_id)
+        if row is None:
+            raise NotFound(f"no profile {profile_id}", profile_id=profile_id)
+        if row.merged_into is None or row.merged_into in seen:
+            return row.id
+        seen.add(row.id)
+        profile_id = row.merged_into
+
+
+def get_profile_id(session: Session, ctx: Context, profile_id: str) -> str:
+    """The profile's current id, if ``ctx`` may see it: group roles see every profile, a
+    business unit's users those that touched their unit."""
+    ctx.require("identity.read")
+    current = current_id(session, profile_id)
+    if not ctx.is_group_wide:
+        touched = session.scalar(
+            select(EventProfileRow.seq)
+            .where(EventProfileRow.profile_id == current, EventProfileRow.bu_id == ctx.bu_id)
+            .limit(1)
+        )
+        if touched is None:
+            raise NotFound(f"no profile {profile_id}", profile_id=profile_id)
+    return current
+
+
+def find_profile(session: Session, ctx: Context, kind: str, raw: str) -> str | None:
+    """The profile an identifier belongs to, as the resolver would read the value."""
+    rules = active_rules(session)
+    kind = rules.type_of(kind)
+    rule = rules.types.get(kind)
+    if rule is None:
+        raise ValidationFailed(
+            "unknown identifier type",
+            [FieldError(("type",), f"{kind!r} is not one of {', '.join(sorted(rules.types))}")],
+        )
+    found = normalize(kind, raw, options=rules.options, kind=rule.kind)
+    if not found.ok or found.value is None:
+        raise ValidationFailed(
+            "the identifier is not valid",
+            [FieldError(("value",), f"{found.reason}: {found.detail or raw}")],
+        )
+    profile_id = session.scalar(
+        select(IdentifierRow.profile_id).where(
+            IdentifierRow.type == kind, IdentifierRow.value == found.value
+        )
+    )
+    if profile_id is None:
+        return None
+    try:
+        return get_profile_id(session, ctx, profile_id)
+    except NotFound:
+        return None
+
+
+def explain(session: Session, ctx: Context, profile_id: str) -> IdentityExplanation:
+    """The graph behind a profile and every change that shaped it."""
+    current = get_profile_id(session, ctx, profile_id)
+    absorbed = _absorbed(session, current)
+    identifiers = list(
+        session.scalars(
+            select(IdentifierRow)
+            .where(IdentifierRow.profile_id == current)
+            .order_by(IdentifierRow.first_seen_at, IdentifierRow.id)
+        )
+    )
+    ids = {row.id for row in identifiers}
+    edges = _edges_of(session, ids)
+    others = {e.a_id for e in edges} | {e.b_id for e in edges}
+    outside = dict(
+        session.execute(
+            select(IdentifierRow.id, IdentifierRow.profile_id).where(
+                IdentifierRow.id.in_(list(others - ids))
+            )
+        ).all()
+    )
+    everyone = [current, *absorbed]
+    history = session.scalars(
+        select(MergeRow)
+        .where(or_(MergeRow.survivor_id.in_(everyone), MergeRow.absorbed_id.in_(everyone)))
+        .order_by(MergeRow.created_at, MergeRow.id)
+    )
+    pins = session.scalars(
+        select(PinRow).where(or_(PinRow.a_id.in_(list(ids)), PinRow.b_id.in_(list(ids))))
+    )
+    return IdentityExplanation(
+        profile_id=current,
+        requested_id=profile_id,
+        absorbed_ids=absorbed,
+        identifiers=[Identifier.model_validate(r) for r in identifiers],
+        links=[
+            Link(
+                id=e.id,
+                a=e.a_id,
+                b=e.b_id,
+                status=e.status,
+                reason=e.reason,
+                first_at=e.first_at,
+                first_message_id=e.first_message_id,
+                first_source_id=e.first_source_id,
+                seen_count=e.seen_count,
+                other_profile_id=outside.get(e.a_id) or outside.get(e.b_id),
+            )
+            for e in edges
+        ],
+        history=[Merge.model_validate(m) for m in history],
+        pins=[Pin.model_validate(p) for p in pins],
+    )
+
+
+def _absorbed(session: Session, profile_id: str) -> list[str]:
+    found: list[str] = []
+    frontier = [profile_id]
+    while frontier:
+        rows = list(
+            session.scalars(select(ProfileRow.id).where(ProfileRow.merged_into.in_(frontier)))
+        )
+        rows = [r for r in rows if r not in found and r != profile_id]
+        found.extend(rows)
+        frontier = rows
+    return found
+
+
+def _edges_of(session: Session, ids: set[str]) -> list[EdgeRow]:
+    found: dict[str, EdgeRow] = {}
+    wanted = list(ids)
+    for start in range(0, len(wanted), 400):
+        part = wanted[start : start + 400]
+        for row in session.scalars(
+            select(EdgeRow).where(or_(EdgeRow.a_id.in_(part), EdgeRow.b_id.in_(part)))
+        ):
+            found[row.id] = row
+    return sorted(found.values(), key=lambda e: (e.first_at, e.id))
+
+
+# --- unmerge and pins -----------------------------------------------------------------------
+
+
+def unmerge(session: Session, ctx: Context, profile_id: str, data: UnmergeIn) -> UnmergeOut:
+    """Split a profile along one merge of its history or one identifier.
+
+    Every link between the part that leaves and the rest is cut (kept, marked, never used
+    again), a do-not-merge pin keeps the two apart from later evidence and the matcher, and
+    the neighbourhood is partitioned again: events follow their identifiers, the part that
+    leaves gets its old profile id back, and the change feed tells traits and segments."""
+    ctx.require("identity.unmerge")
+    current = get_profile_id(session, ctx, profile_id)
+    lock_cursor(session, RESOLVER, ctx.clock)
+    members = {
+        row.id: row
+        for row in session.scalars(select(IdentifierRow).where(IdentifierRow.profile_id == current))
+    }
+    merge: MergeRow | None = None
+    if data.merge_id is not None:
+        merge = session.get(MergeRow, data.merge_id)
+        if merge is None or merge.kind != "merge":
+            raise NotFound(f"no merge {data.merge_id}", merge_id=data.merge_id)
+        if merge.undone_at is not None:
+            raise Conflict(f"merge {merge.id} was already undone", merge_id=merge.id)
+        leaving = set(merge.identifiers) & set(members)
+    else:
+        assert data.identifier is not None
+        rules = active_rules(session)
+        kind = rules.type_of(data.identifier.type)
+        found = normalize(
+            kind,
+            data.identifier.value,
+            options=rules.options,
+            kind=rules.kinds.get(kind),
+        )
+        leaving = {
+            i for i, row in members.items() if row.type == kind and row.value == found.value
+        }
+    if not leaving or leaving == set(members):
+        raise Conflict(
+            "nothing to split: the identifiers to detach are not part of this profile, or are "
+            "all of it",
+            profile_id=current,
+        )
+    staying = set(members) - leaving
+    rules = active_rules(session)
+    work = WorkingSet(session, rules, ctx.clock.now(), actor=ctx.user_id)
+    work.load_ids(members)
+    work.load_edges_of(members)
+    why = f"unmerged by {ctx.user_id}: {data.reason}"
+    cut = 0
+    for edge in list(work.edges.values()):
+        if edge.status != "cut" and (
+            (edge.a_id in leaving and edge.b_id in staying)
+            or (edge.b_id in leaving and edge.a_id in staying)
+        ):
+            work.cut(edge, why)
+            cut += 1
+    strongest = min(leaving, key=lambda i: (rules.priority(members[i].type), members[i].value))
+    anchor = min(staying, key=lambda i: (rules.priority(members[i].type), members[i].value))
+    _add_pin(session, ctx, strongest, anchor, data.reason)
+    # The part that stays keeps the id; undoing a merge gives the absorbed profile its id back.
+    revive = {i: current for i in staying}
+    if merge is not None:
+        revive |= {i: merge.absorbed_id for i in leaving}
+    split = work.repartition(set(members), revive=revive, rule=why)
+    session.flush()
+    work.reanchor(split | {current})
+    if merge is not None:
+        merge.undone_at = ctx.clock.now()
+        merge.undone_by = ctx.user_id
+        merge.undo_reason = data.reason[:500]
+    session.flush()
+    split_off = sorted({members[i].profile_id for i in leaving} - {current})
+    return UnmergeOut(profile_id=current, split_off=split_off, cut_links=cut)
+
+
+def pin_apart(session: Session, ctx: Context, data: PinIn) -> Pin:
+    """Do not merge these two profiles, whatever evidence comes later."""
+    ctx.require("identity.unmerge")
+    a, b = get_profile_id(session, ctx, data.a), get_profile_id(session, ctx, data.b)
+    if a == b:
+        raise Conflict("these are one profile now: unmerge it first", profile_id=a)
+    rules = active_rules(session)
+    lock_cursor(session, RESOLVER, ctx.clock)
+    ends = []
+    for profile in (a, b):
+        rows = session.scalars(select(IdentifierRow).where(IdentifierRow.profile_id == profile))
+        ends.append(min(rows, key=lambda r: (rules.priority(r.type), r.value)).id)
+    return Pin.model_validate(_add_pin(session, ctx, ends[0], ends[1], data.reason))
+
+
+def _add_pin(session: Session, ctx: Context, a: str, b: str, reason: str) -> PinRow:
+    a, b = sorted((a, b))
+    row = session.scalar(select(PinRow).where(PinRow.a_id == a, PinRow.b_id == b))
+    if row is None:
+        row = PinRow(
+            id=new_id(ctx.clock.now()),
+            a_id=a,
+            b_id=b,
+            reason=reason[:500],
+            created_by=ctx.user_id,
+            created_at=ctx.clock.now(),
+        )
+        session.add(row)
+        session.flush()
+    return row
+
+
+def conflicts(session: Session, ctx: Context, *, limit: int = 100) -> list[Link]:
+    """Links a limit or a pin refused: the deterministic review list, newest first."""
+    ctx.require("identity.read")
+    rows = session.scalars(
+        select(EdgeRow)
+        .where(EdgeRow.status == "conflict")
+        .order_by(EdgeRow.updated_at.desc(), EdgeRow.id)
+        .limit(limit)
+    )
+    return [
+        Link(
+            id=e.id,
+            a=e.a_id,
+            b=e.b_id,
+            status=e.status,
+            reason=e.reason,
+            first_at=e.first_at,
+            first_message_id=e.first_message_id,
+            first_source_id=e.first_source_id,
+            seen_count=e.seen_count,
+            other_profile_id=None,
+        )
+        for e in rows
+    ]
