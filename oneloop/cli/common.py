@@ -32,8 +32,9 @@ from oneloop.core.db import create_db_engine, session_factory, transaction
 from oneloop.core.errors import OneLoopError, ValidationFailed
 from oneloop.core.logging import configure_logging
 
-console = Console()
-err_console = Console(stderr=True)
+# Customer data is printed as is: `:ticket:` in an anonymous id is not an emoji.
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 
 def load_settings() -> Settings:

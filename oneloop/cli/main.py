@@ -15,6 +15,7 @@ from oneloop.collect.import_cli import register as register_import
 from oneloop.collect.plans_cli import plans_app
 from oneloop.demo.cli import demo_app
 from oneloop.governance.cli import bu_app
+from oneloop.identity.cli import identity_app
 
 app = typer.Typer(
     name="oneloop",
@@ -27,6 +28,7 @@ app.add_typer(bu_app, name="bu")
 app.add_typer(sources_app, name="sources")
 app.add_typer(plans_app, name="plans")
 app.add_typer(deadletters_app, name="deadletters")
+app.add_typer(identity_app, name="identity")
 app.command("worker", epilog="Example: oneloop worker --once")(worker)
 app.add_typer(demo_app, name="demo")
 app.add_typer(bench_app, name="bench")

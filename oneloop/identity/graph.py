@@ -168,4 +168,4 @@ def _refusal(
 
 
 def _rule_name(a: str, b: str) -> str:
-    return f"shared identifier ({'–'.join(sorted((a, b)))})"
+    return f"seen together on one event ({' + '.join(sorted((a, b)))})"

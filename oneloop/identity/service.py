@@ -11,6 +11,7 @@ from oneloop.collect.consumers import lock_cursor
 from oneloop.core.context import Context
 from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
+from oneloop.identity.golden import golden_record
 from oneloop.identity.models import (
     EdgeRow,
     EventProfileRow,
@@ -22,8 +23,9 @@ from oneloop.identity.models import (
 )
 from oneloop.identity.normalize import normalize
 from oneloop.identity.resolver import RESOLVER, WorkingSet
-from oneloop.identity.rules import DEFAULT_RULES, Rules, parse
+from oneloop.identity.rules import DEFAULT_RULES, Rules, default_document, parse
 from oneloop.identity.schemas import (
+    GoldenRecord,
     Identifier,
     IdentityExplanation,
     Link,
@@ -243,9 +245,7 @@ def unmerge(session: Session, ctx: Context, profile_id: str, data: UnmergeIn) ->
             options=rules.options,
             kind=rules.kinds.get(kind),
         )
-        leaving = {
-            i for i, row in members.items() if row.type == kind and row.value == found.value
-        }
+        leaving = {i for i, row in members.items() if row.type == kind and row.value == found.value}
     if not leaving or leaving == set(members):
         raise Conflict(
             "nothing to split: the identifiers to detach are not part of this profile, or are "
@@ -341,3 +341,15 @@ def conflicts(session: Session, ctx: Context, *, limit: int = 100) -> list[Link]
         )
         for e in rows
     ]
+
+
+def golden(session: Session, ctx: Context, profile_id: str) -> GoldenRecord:
+    current = get_profile_id(session, ctx, profile_id)
+    return golden_record(session, ctx, current, active_rules(session))
+
+
+def rules_document(session: Session, ctx: Context) -> dict[str, object]:
+    """The rules in force, as the document a steward edits."""
+    ctx.require("identity.read")
+    row = session.scalar(select(RulesetRow).order_by(RulesetRow.id.desc()).limit(1))
+    return dict(row.document) if row is not None else default_document()

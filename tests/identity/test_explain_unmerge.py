@@ -44,7 +44,7 @@ def test_the_explanation_names_the_identifier_the_event_and_the_rule(
     assert explained.absorbed_ids == [absorbed]
     merge = next(m for m in explained.history if m.kind == "merge")
     assert merge.message_id == "m5" and merge.absorbed_id == absorbed
-    assert "email–phone" in merge.rule
+    assert "email + phone" in merge.rule
     values = {i.value for i in explained.identifiers}
     assert {"+8613800138001", "wang.family@163.com", "wang.lei", "a2"} <= values
     assert {link.status for link in explained.links} == {"linked"}

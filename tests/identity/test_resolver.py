@@ -31,7 +31,7 @@ def test_a_login_links_the_cookie_to_the_account_and_its_email(session: Session)
     merge = session.scalars(select(MergeRow)).one()
     assert merge.kind == "merge"
     assert merge.message_id == "m4"
-    assert "anonymous_id–email" in merge.rule
+    assert "anonymous_id + email" in merge.rule
     absorbed = session.get(ProfileRow, merge.absorbed_id)
     assert absorbed is not None and absorbed.merged_into == merge.survivor_id
     profiles = set(session.scalars(select(EventProfileRow.profile_id)))

@@ -1,0 +1,116 @@
+"""HTTP for identity: a profile's identity explained, its golden record, unmerge, do-not-merge
+pins, lookup by identifier, the refused links to review, and the rules. Admin routes until
+users and roles land (governance); the service does the checks."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query
+
+from oneloop.api.auth import AdminDep
+from oneloop.api.deps import SessionDep
+from oneloop.core.errors import NotFound
+from oneloop.identity import service
+from oneloop.identity.schemas import (
+    GoldenRecord,
+    IdentityExplanation,
+    Link,
+    Pin,
+    PinIn,
+    UnmergeIn,
+    UnmergeOut,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["identity"])
+
+ProfileId = Annotated[str, Path(description="a OneID; an absorbed profile's id still works")]
+
+
+@router.get(
+    "/profiles/{profile_id}/identity",
+    summary="A profile's identifiers, the links between them and its merge history",
+)
+def get_identity(profile_id: ProfileId, session: SessionDep, ctx: AdminDep) -> IdentityExplanation:
+    return service.explain(session, ctx, profile_id)
+
+
+@router.get(
+    "/profiles/{profile_id}/golden-record",
+    summary="The surviving value of each field, with its source, event and time",
+)
+def get_golden_record(profile_id: ProfileId, session: SessionDep, ctx: AdminDep) -> GoldenRecord:
+    return service.golden(session, ctx, profile_id)
+
+
+@router.post(
+    "/profiles/{profile_id}/unmerge",
+    summary="Split a profile along one merge of its history or one identifier",
+)
+def post_unmerge(
+    profile_id: ProfileId,
+    data: Annotated[
+        UnmergeIn,
+        Body(
+            openapi_examples={
+                "undo a merge": {"value": {"merge_id": "01J…", "reason": "two brothers"}},
+                "detach an identifier": {
+                    "value": {
+                        "identifier": {"type": "phone", "value": "021-6888 0000"},
+                        "reason": "the office switchboard",
+                    }
+                },
+            }
+        ),
+    ],
+    session: SessionDep,
+    ctx: AdminDep,
+) -> UnmergeOut:
+    out = service.unmerge(session, ctx, profile_id, data)
+    session.commit()
+    return out
+
+
+@router.post("/identity/pins", summary="Keep two profiles apart (do not merge)", status_code=201)
+def post_pin(data: PinIn, session: SessionDep, ctx: AdminDep) -> Pin:
+    pin = service.pin_apart(session, ctx, data)
+    session.commit()
+    return pin
+
+
+@router.get("/identity/lookup", summary="The profile an identifier belongs to")
+def get_lookup(
+    session: SessionDep,
+    ctx: AdminDep,
+    type: Annotated[str, Query(description="identifier type, e.g. phone", max_length=40)],
+    value: Annotated[str, Query(description="as written anywhere, e.g. 138 0013 8000")],
+) -> dict[str, str]:
+    profile_id = service.find_profile(session, ctx, type, value)
+    if profile_id is None:
+        raise NotFound(f"no profile has the {type} {value}", type=type)
+    return {"profile_id": profile_id}
+
+
+@router.get("/identity/conflicts", summary="Links refused by a limit or a pin, to review")
+def get_conflicts(
+    session: SessionDep,
+    ctx: AdminDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[Link]:
+    return service.conflicts(session, ctx, limit=limit)
+
+
+@router.get("/identity/rules", summary="The identity rules in force")
+def get_rules(session: SessionDep, ctx: AdminDep) -> dict[str, Any]:  # Any: the rules document
+    return service.rules_document(session, ctx)
+
+
+@router.put("/identity/rules", summary="Store a new version of the identity rules")
+def put_rules(
+    document: Annotated[dict[str, Any], Body(description="the rules document (see rules.yaml)")],
+    session: SessionDep,
+    ctx: AdminDep,
+) -> dict[str, str]:
+    rules = service.set_rules(session, ctx, document)
+    session.commit()
+    return {"version": rules.version}

@@ -1,0 +1,191 @@
+"""``oneloop identity …``: explain a profile, look one up, unmerge, pin apart, review refused
+links, show and set the rules, and run resolution over the log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.markup import escape
+from rich.table import Table
+
+from oneloop.cli.common import cli_session, console, print_json, reported_errors
+from oneloop.identity import service
+from oneloop.identity.rules import load_yaml
+from oneloop.identity.schemas import IdentifierRef, IdentityExplanation, PinIn, UnmergeIn
+
+identity_app = typer.Typer(
+    help="OneID: explain, look up, unmerge and pin profiles; the identity rules.",
+    no_args_is_help=True,
+)
+AsJson = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
+
+
+@identity_app.command("explain", epilog="Example: oneloop identity explain 01J8ZK…")
+def explain(
+    profile_id: Annotated[str, typer.Argument(help="a OneID (an absorbed one redirects)")],
+    as_json: AsJson = False,
+) -> None:
+    """Show a profile's identifiers, the links between them and every merge and split."""
+    with reported_errors(), cli_session() as (session, ctx):
+        found = service.explain(session, ctx, profile_id)
+        golden = service.golden(session, ctx, found.profile_id)
+    if as_json:
+        print_json(
+            {
+                "identity": found.model_dump(mode="json"),
+                "golden_record": golden.model_dump(mode="json"),
+            }
+        )
+        return
+    _show(found)
+    table = Table("field", "value", "rule", "source", "seen", title="golden record")
+    for name, field in golden.fields.items():
+        alternatives = len({repr(h.value) for h in field.history} - {repr(field.value)})
+        shown = escape(f"{field.value}") + (
+            f"  [dim](+{alternatives} other)[/]" if alternatives else ""
+        )
+        table.add_row(name, shown, field.rule, field.source_name, f"{field.observed_at:%Y-%m-%d}")
+    console.print(table)
+
+
+def _show(found: IdentityExplanation) -> None:
+    console.print(f"profile [bold]{found.profile_id}[/]")
+    if found.requested_id != found.profile_id:
+        console.print(f"[dim]{found.requested_id} was merged into it[/]")
+    names = {i.id: escape(f"{i.type}:{i.value}") for i in found.identifiers}
+    table = Table("type", "value", "first seen", "last seen", "shared", title="identifiers")
+    for i in found.identifiers:
+        table.add_row(
+            i.type,
+            escape(i.value),
+            f"{i.first_seen_at:%Y-%m-%d %H:%M}",
+            f"{i.last_seen_at:%Y-%m-%d %H:%M}",
+            i.shared_reason or "",
+        )
+    console.print(table)
+    links = Table("from", "to", "status", "why", "first event", title="links")
+    for link in found.links:
+        links.add_row(
+            names.get(link.a, link.other_profile_id or link.a),
+            names.get(link.b, link.other_profile_id or link.b),
+            link.status,
+            link.reason or "",
+            f"{link.first_message_id} {link.first_at:%Y-%m-%d %H:%M}",
+        )
+    console.print(links)
+    history = Table("when", "kind", "from", "into", "rule", "event", "undone", title="history")
+    for m in found.history:
+        history.add_row(
+            f"{m.created_at:%Y-%m-%d %H:%M}",
+            m.kind,
+            m.absorbed_id,
+            m.survivor_id,
+            m.rule,
+            m.message_id or "",
+            f"{m.undone_by}: {m.undo_reason}" if m.undone_at else "",
+        )
+    console.print(history)
+
+
+@identity_app.command("lookup", epilog="Example: oneloop identity lookup phone '138 0013 8000'")
+def lookup(
+    kind: Annotated[str, typer.Argument(metavar="TYPE", help="identifier type, e.g. phone")],
+    value: Annotated[str, typer.Argument(help="the value as written anywhere")],
+) -> None:
+    """Print the OneID an identifier belongs to (exit 1 when none)."""
+    with reported_errors(), cli_session() as (session, ctx):
+        found = service.find_profile(session, ctx, kind, value)
+    if found is None:
+        console.print(f"no profile has the {kind} {value}")
+        raise typer.Exit(1)
+    console.print(found)
+
+
+@identity_app.command(
+    "unmerge",
+    epilog="Examples: oneloop identity unmerge 01J8… --merge 01J9… --reason 'two brothers'\n\n"
+    "oneloop identity unmerge 01J8… --identifier 'phone:021-6888 0000' --reason switchboard",
+)
+def unmerge(
+    profile_id: Annotated[str, typer.Argument(help="the OneID to split")],
+    reason: Annotated[str, typer.Option(help="why: kept in the history")],
+    merge: Annotated[str | None, typer.Option(help="undo this merge of the history")] = None,
+    identifier: Annotated[
+        str | None, typer.Option(help="detach this identifier, as TYPE:VALUE")
+    ] = None,
+) -> None:
+    """Split a profile; events follow their identifiers and the split is kept apart."""
+    ref = None
+    if identifier is not None:
+        kind, sep, value = identifier.partition(":")
+        if not sep:
+            raise typer.BadParameter(
+                "write the identifier as TYPE:VALUE", param_hint="--identifier"
+            )
+        ref = IdentifierRef(type=kind, value=value)
+    with reported_errors(), cli_session() as (session, ctx):
+        out = service.unmerge(
+            session, ctx, profile_id, UnmergeIn(merge_id=merge, identifier=ref, reason=reason)
+        )
+        session.commit()
+    console.print(
+        f"split {out.profile_id}: {', '.join(out.split_off) or 'nothing'} "
+        f"({out.cut_links} links cut)"
+    )
+
+
+@identity_app.command("pin", epilog="Example: oneloop identity pin 01J8… 01J9… --reason twins")
+def pin(
+    a: Annotated[str, typer.Argument(help="a OneID")],
+    b: Annotated[str, typer.Argument(help="another OneID")],
+    reason: Annotated[str, typer.Option(help="why they are different people")],
+) -> None:
+    """Keep two profiles apart, whatever evidence comes later (do not merge)."""
+    with reported_errors(), cli_session() as (session, ctx):
+        made = service.pin_apart(session, ctx, PinIn(a=a, b=b, reason=reason))
+        session.commit()
+    console.print(f"pinned apart ({made.id})")
+
+
+@identity_app.command("conflicts", epilog="Example: oneloop identity conflicts --limit 20")
+def conflicts(
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50, as_json: AsJson = False
+) -> None:
+    """Links a limit or a pin refused, newest first: the deterministic review list."""
+    with reported_errors(), cli_session() as (session, ctx):
+        found = service.conflicts(session, ctx, limit=limit)
+    if as_json:
+        print_json(found)
+        return
+    table = Table("link", "why", "first event")
+    for link in found:
+        table.add_row(link.id, link.reason or "", link.first_message_id)
+    console.print(table)
+
+
+rules_app = typer.Typer(help="The identity rules: types, limits, priorities, blocked values.")
+identity_app.add_typer(rules_app, name="rules")
+
+
+@rules_app.command("show", epilog="Example: oneloop identity rules show > rules.yaml")
+def rules_show() -> None:
+    """Print the rules in force as YAML."""
+    with reported_errors(), cli_session() as (session, ctx):
+        document = service.rules_document(session, ctx)
+    typer.echo(yaml.safe_dump(document, allow_unicode=True, sort_keys=False), nl=False)
+
+
+@rules_app.command("set", epilog="Example: oneloop identity rules set rules.yaml")
+def rules_set(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a rules YAML file")],
+) -> None:
+    """Store a new version of the rules (checked first; a bad key is named)."""
+    text = path.read_text(encoding="utf-8")
+    with reported_errors(), cli_session() as (session, ctx):
+        load_yaml(text)
+        rules = service.set_rules(session, ctx, yaml.safe_load(text))
+        session.commit()
+    console.print(f"rules version {rules.version} in force")
