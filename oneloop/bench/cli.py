@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from oneloop.bench import demo, ingest, store
+from oneloop.bench import demo, identity, ingest, store
 from oneloop.bench.harness import BenchReport
 from oneloop.cli.common import console, load_settings, progress_bar
 
@@ -108,5 +108,27 @@ def ingest_cmd(
             port=port,
             postgres_url=postgres_url,
             on_progress=tick,
+        )
+    show(report, json_out)
+
+
+@bench_app.command(
+    "identity", epilog="Example: oneloop bench identity --customers 2000 --json identity.json"
+)
+def identity_cmd(
+    json_out: JsonOut = None,
+    customers: Annotated[int, typer.Option(min=50, help="customers of the generated demo")] = 2000,
+    seed: Annotated[int, typer.Option(help="random seed of the generated demo")] = 7,
+    demo_dir: Annotated[
+        Path | None,
+        typer.Option(exists=True, file_okay=False, help="use this demo directory instead"),
+    ] = None,
+    febrl: Annotated[bool, typer.Option(help="also match FEBRL4 (needs the dev group)")] = True,
+) -> None:
+    """Resolution events/s and accuracy on the demo's truth; FEBRL4 precision/recall/F1."""
+    load_settings()
+    with progress_bar("resolving the demo log") as tick:
+        report = identity.run(
+            customers=customers, seed=seed, demo_dir=demo_dir, febrl=febrl, on_progress=tick
         )
     show(report, json_out)

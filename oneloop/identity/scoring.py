@@ -11,7 +11,7 @@ put together.
 from __future__ import annotations
 
 import csv
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,28 +57,60 @@ def pairwise(predicted: dict[str, str], truth: dict[str, str]) -> tuple[float, f
     return precision, recall, f1
 
 
-def score(session: Session, truth_path: Path, rules: Rules) -> Scores:
-    records: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
-    person: dict[str, str] = {}
-    for row in _read(truth_path):
-        key = (row["source"], row["record_key"])
-        records[key].append((row["identifier_type"], row["identifier_value"]))
-        person["\t".join(key)] = row["person_id"]
+@dataclass
+class Truth:
+    """The ground truth: each record's identifiers (as written) and person."""
+
+    identifiers: dict[str, list[tuple[str, str]]]
+    person: dict[str, str]
+    source: dict[str, str]
+
+
+def read_truth(path: Path) -> Truth:
+    truth = Truth({}, {}, {})
+    for row in _read(path):
+        name = f"{row['source']}\t{row['record_key']}"
+        truth.identifiers.setdefault(name, []).append(
+            (row["identifier_type"], row["identifier_value"])
+        )
+        truth.person[name] = row["person_id"]
+        truth.source[name] = row["source"]
+    return truth
+
+
+def predict(
+    truth: Truth,
+    by_message: dict[str, str],
+    by_identifier: dict[tuple[str, str], str],
+    rules: Rules,
+) -> dict[str, str]:
+    """Each record's cluster: its event's (events, by messageId), else its strongest
+    identifier's; a record with neither is a cluster of its own."""
     predicted: dict[str, str] = {}
-    by_event = _event_profiles(session, [k for k in records if k[0].startswith("events/")])
-    file_keys = {k: _keys(k, ids, rules) for k, ids in records.items() if k not in by_event}
-    found = _identifier_profiles(session, {key for keys in file_keys.values() for key in keys})
-    unresolved = 0
-    for key in records:
-        name = "\t".join(key)
-        profile = by_event.get(key)
-        if profile is None:
-            ranked = [found[k] for k in file_keys.get(key, []) if k in found]
-            profile = ranked[0] if ranked else None
-        if profile is None:
-            unresolved += 1
-            profile = f"unresolved:{name}"
-        predicted[name] = profile
+    for name, identifiers in truth.identifiers.items():
+        source, key = name.split("\t", 1)
+        cluster = by_message.get(key) if source.startswith("events/") else None
+        if cluster is None:
+            found = [by_identifier.get(k) for k in record_keys(source, key, identifiers, rules)]
+            cluster = next((c for c in found if c), None)
+        predicted[name] = cluster or f"unresolved:{name}"
+    return predicted
+
+
+def resolved(session: Session, truth: Truth, rules: Rules) -> dict[str, str]:
+    """Each record's profile, as our resolver stored it."""
+    messages = [n.split("\t", 1)[1] for n in truth.identifiers if n.startswith("events/")]
+    keys = {
+        k
+        for name, ids in truth.identifiers.items()
+        for k in record_keys(*name.split("\t", 1), ids, rules)
+    }
+    by_identifier = _identifier_profiles(session, keys)
+    return predict(truth, _event_profiles(session, messages), by_identifier, rules)
+
+
+def scores(predicted: dict[str, str], person: dict[str, str]) -> Scores:
+    """Pairwise scores over the records of ``person`` (a subset of the truth may be given)."""
     precision, recall, f1 = pairwise(predicted, person)
     return Scores(
         precision=precision,
@@ -86,8 +118,8 @@ def score(session: Session, truth_path: Path, rules: Rules) -> Scores:
         f1=f1,
         records=len(person),
         persons=len(set(person.values())),
-        profiles=len(set(predicted.values())),
-        unresolved=unresolved,
+        profiles=len({predicted[r] for r in person}),
+        unresolved=sum(1 for r in person if predicted[r].startswith("unresolved:")),
     )
 
 
@@ -96,13 +128,13 @@ def _read(path: Path) -> Iterator[dict[str, str]]:
         yield from csv.DictReader(handle)
 
 
-def _keys(
-    record: tuple[str, str], identifiers: list[tuple[str, str]], rules: Rules
+def record_keys(
+    source: str, key: str, identifiers: list[tuple[str, str]], rules: Rules
 ) -> list[tuple[str, str]]:
-    """A file record's identifiers, normalised, strongest first."""
+    """A record's identifiers, normalised as the resolver reads them, strongest first."""
     found: list[tuple[str, str]] = []
-    prefix = RECORD_ANONYMOUS_ID.get(record[0])
-    raw = [*identifiers, *([("anonymous_id", prefix + record[1])] if prefix else [])]
+    prefix = RECORD_ANONYMOUS_ID.get(source)
+    raw = [*identifiers, *([("anonymous_id", prefix + key)] if prefix else [])]
     for kind, value in raw:
         if kind in TRUTH_TYPES:
             kind, lead = TRUTH_TYPES[kind]
@@ -128,7 +160,7 @@ def _event_profiles(session: Session, keys: list[tuple[str, str]]) -> dict[tuple
         )
         for message_id, profile_id in rows:
             if profile_id:
-                found[by_message[message_id]] = profile_id
+                found[message_id] = profile_id
     return found
 
 
