@@ -11,13 +11,16 @@ from fastapi import APIRouter, Body, Path, Query
 from oneloop.api.auth import AdminDep
 from oneloop.api.deps import SessionDep
 from oneloop.core.errors import NotFound
-from oneloop.identity import service
+from oneloop.identity import probabilistic, service
 from oneloop.identity.schemas import (
     GoldenRecord,
     IdentityExplanation,
     Link,
+    MatchRun,
     Pin,
     PinIn,
+    Review,
+    ReviewDecision,
     UnmergeIn,
     UnmergeOut,
 )
@@ -114,3 +117,38 @@ def put_rules(
     rules = service.set_rules(session, ctx, document)
     session.commit()
     return {"version": rules.version}
+
+
+@router.post("/identity/match", summary="Run probabilistic matching over the profiles now")
+def post_match(
+    session: SessionDep,
+    ctx: AdminDep,
+    retrain: Annotated[bool, Query(description="train a new model first")] = False,
+) -> MatchRun:
+    summary = probabilistic.run_match(session, ctx, service.active_rules(session), retrain=retrain)
+    session.commit()
+    return MatchRun.model_validate(summary, from_attributes=True)
+
+
+@router.get("/identity/reviews", summary="Candidate pairs waiting for a data steward")
+def get_reviews(
+    session: SessionDep,
+    ctx: AdminDep,
+    status: Annotated[str, Query(pattern="^(open|accepted|rejected)$")] = "open",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[Review]:
+    return probabilistic.list_reviews(session, ctx, status=status, limit=limit)
+
+
+@router.post("/identity/reviews/{review_id}", summary="Accept (merge) or reject (keep apart)")
+def post_review(
+    review_id: Annotated[str, Path(description="the review's id")],
+    data: ReviewDecision,
+    session: SessionDep,
+    ctx: AdminDep,
+) -> Review:
+    review = probabilistic.decide_review(
+        session, ctx, service.active_rules(session), review_id, accept=data.accept, note=data.note
+    )
+    session.commit()
+    return review

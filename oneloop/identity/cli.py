@@ -11,8 +11,15 @@ import yaml
 from rich.markup import escape
 from rich.table import Table
 
-from oneloop.cli.common import cli_session, console, print_json, reported_errors
-from oneloop.identity import service
+from oneloop.cli.common import (
+    cli_session,
+    console,
+    print_json,
+    progress_bar,
+    reported_errors,
+)
+from oneloop.governance import service as governance
+from oneloop.identity import probabilistic, service
 from oneloop.identity.rules import load_yaml
 from oneloop.identity.schemas import IdentifierRef, IdentityExplanation, PinIn, UnmergeIn
 
@@ -189,3 +196,73 @@ def rules_set(
         rules = service.set_rules(session, ctx, yaml.safe_load(text))
         session.commit()
     console.print(f"rules version {rules.version} in force")
+
+
+@identity_app.command(
+    "match",
+    epilog="Example: oneloop identity match --train\n\noneloop identity match --bu industrial",
+)
+def match(
+    train: Annotated[bool, typer.Option("--train", help="train a new model first")] = False,
+    bu: Annotated[str | None, typer.Option(help="only profiles that touched this unit")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Probabilistic matching: merge pairs above the auto-merge weight, queue the doubtful."""
+    with reported_errors(), cli_session() as (session, ctx):
+        bu_id = governance.get_business_unit(session, ctx, bu).id if bu else None
+        with progress_bar("matching profiles", total=4) as tick:
+            summary = probabilistic.run_match(
+                session,
+                ctx,
+                service.active_rules(session),
+                retrain=train,
+                bu_id=bu_id,
+                on_progress=tick,
+            )
+        session.commit()
+    if as_json:
+        print_json(summary.__dict__)
+        return
+    console.print(
+        f"{summary.records:,} profiles compared, {summary.candidates:,} candidate pairs: "
+        f"{summary.merged:,} merged, {summary.queued:,} queued for review, "
+        f"{summary.refused:,} refused by limits or pins (model {summary.model_version})"
+    )
+
+
+@identity_app.command("reviews", epilog="Example: oneloop identity reviews --limit 10")
+def reviews(
+    status: Annotated[str, typer.Option(help="open, accepted or rejected")] = "open",
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+    as_json: AsJson = False,
+) -> None:
+    """Candidate pairs waiting for a steward, strongest first, with each comparison's weight."""
+    with reported_errors(), cli_session() as (session, ctx):
+        found = probabilistic.list_reviews(session, ctx, status=status, limit=limit)
+    if as_json:
+        print_json(found)
+        return
+    table = Table("review", "left", "right", "weight", "why")
+    for r in found:
+        why = ", ".join(
+            f"{name}: {c['level']} ({c['match_weight']:+.1f})" for name, c in r.comparisons.items()
+        )
+        table.add_row(r.id, r.left_id, r.right_id, f"{r.match_weight:.1f}", escape(why))
+    console.print(table)
+
+
+@identity_app.command(
+    "review", epilog="Example: oneloop identity review 01J9… --accept --note 'same person'"
+)
+def review(
+    review_id: Annotated[str, typer.Argument(help="the review's id")],
+    accept: Annotated[bool, typer.Option("--accept/--reject", help="merge, or keep apart")],
+    note: Annotated[str | None, typer.Option(help="why")] = None,
+) -> None:
+    """Decide a review: accept merges the pair, reject pins it apart."""
+    with reported_errors(), cli_session() as (session, ctx):
+        done = probabilistic.decide_review(
+            session, ctx, service.active_rules(session), review_id, accept=accept, note=note
+        )
+        session.commit()
+    console.print(f"review {done.id}: {done.status}")

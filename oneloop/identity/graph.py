@@ -40,6 +40,7 @@ class Edge:
     b: str
     first_at: datetime
     is_cut: bool = False  # a steward unmerged along it: never used again
+    kind: str = "event"  # event, match (probabilistic) or steward (a review accepted)
 
 
 @dataclass(frozen=True)
@@ -77,12 +78,21 @@ def degrees(nodes: Mapping[str, Node], edges: Iterable[Edge]) -> dict[str, Count
 
 
 def rank(edge: Edge, nodes: Mapping[str, Node], rules: Rules) -> tuple[object, ...]:
-    """Strongest first: an edge is as strong as its weaker end (a ``user_id``–``crm_id`` edge
-    before a ``phone``–cookie one); then the older evidence; then the values, so ties break the
-    same way on every run."""
+    """Strongest first: what one event showed before what a model or a steward concluded;
+    an event's edge is as strong as its weaker end (a ``user_id``–``crm_id`` edge before a
+    ``phone``–cookie one); then the older evidence; then the values, so ties break the same
+    way on every run."""
     a, b = nodes[edge.a], nodes[edge.b]
     pa, pb = rules.priority(a.type), rules.priority(b.type)
-    return (max(pa, pb), min(pa, pb), edge.first_at, min(a.value, b.value), max(a.value, b.value))
+    inferred = edge.kind != "event"
+    return (
+        inferred,
+        max(pa, pb),
+        min(pa, pb),
+        edge.first_at,
+        min(a.value, b.value),
+        max(a.value, b.value),
+    )
 
 
 def partition(
@@ -140,7 +150,7 @@ def partition(
         counts[ra] += counts.pop(rb)
         members[ra].extend(members.pop(rb))
         accepted.add(edge.id)
-        joins[edge.id] = _rule_name(nodes[edge.a].type, nodes[edge.b].type)
+        joins[edge.id] = _rule_name(edge, nodes[edge.a].type, nodes[edge.b].type)
     groups = sorted((frozenset(m) for m in members.values()), key=lambda g: min(g))
     return Partition(groups, frozenset(accepted), conflicts, shared, joins)
 
@@ -167,5 +177,9 @@ def _refusal(
     return None
 
 
-def _rule_name(a: str, b: str) -> str:
+def _rule_name(edge: Edge, a: str, b: str) -> str:
+    if edge.kind == "match":
+        return "probabilistic match"
+    if edge.kind == "steward":
+        return "accepted by a data steward"
     return f"seen together on one event ({' + '.join(sorted((a, b)))})"

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -64,9 +65,11 @@ class IdentifierRow(Base):
 
 
 class EdgeRow(Base):
-    """Two identifiers seen on one event. ``status``: linked (the partition used it),
-    conflict (refused by a limit or a pin: kept for review), shared (an end is a shared
-    identifier), cut (a steward unmerged along it; never used again)."""
+    """Evidence that two identifiers are one person. ``kind``: event (seen on one event),
+    match (the probabilistic matcher, with its weight), steward (a review accepted).
+    ``status``: linked (the partition used it), conflict (refused by a limit or a pin: kept
+    for review), shared (an end is a shared identifier), cut (a steward unmerged along it;
+    never used again)."""
 
     __tablename__ = "identity_edge"
     __table_args__ = (UniqueConstraint("a_id", "b_id"), Index("ix_identity_edge_b_id", "b_id"))
@@ -74,6 +77,8 @@ class EdgeRow(Base):
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     a_id: Mapped[str] = mapped_column(String(ID_LENGTH))
     b_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    kind: Mapped[str] = mapped_column(String(16), default="event")
+    match_weight: Mapped[float | None] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(300))
     first_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
@@ -175,3 +180,40 @@ class RejectionRow(Base):
     count: Mapped[int] = mapped_column(BigInteger)
     example: Mapped[str] = mapped_column(String(200))
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+
+
+class MatchModelRow(Base):
+    """A trained probabilistic model (Splink settings with m and u), kept per version; the
+    newest is used to score."""
+
+    __tablename__ = "identity_match_model"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    version: Mapped[str] = mapped_column(String(40))
+    document: Mapped[str] = mapped_column(Text)  # TrainedModel.to_json()
+    record_count: Mapped[int] = mapped_column(Integer)
+    trained_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class ReviewRow(Base):
+    """A candidate pair between the review and auto-merge weights, for a data steward: the
+    per-comparison weights say why. ``status``: open, accepted, rejected."""
+
+    __tablename__ = "identity_review"
+    __table_args__ = (UniqueConstraint("left_id", "right_id"),)
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    left_id: Mapped[str] = mapped_column(String(ID_LENGTH), index=True)
+    right_id: Mapped[str] = mapped_column(String(ID_LENGTH), index=True)
+    match_weight: Mapped[float] = mapped_column(Float)
+    match_probability: Mapped[float] = mapped_column(Float)
+    comparisons: Mapped[dict[str, Any]] = mapped_column(
+        Json
+    )  # Any: level and weight per comparison
+    model_version: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(timezone=True))
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(String(500))

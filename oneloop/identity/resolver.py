@@ -221,6 +221,8 @@ class WorkingSet:
                 id=new_id(),
                 a_id=pair[0],
                 b_id=pair[1],
+                kind="event",
+                match_weight=None,
                 status="new",
                 reason=None,
                 first_at=event.timestamp,
@@ -253,6 +255,44 @@ class WorkingSet:
         _bump(a, b.type, -1)
         _bump(b, a.type, -1)
         edge.status, edge.reason, edge.updated_at = "cut", reason[:300], self.now
+
+    def infer(
+        self,
+        a: IdentifierRow,
+        b: IdentifierRow,
+        *,
+        kind: str,
+        weight: float | None,
+        why: str,
+        ref: str,
+    ) -> EdgeRow:
+        """Evidence no event carried: the matcher's (``match``) or a steward's (``steward``).
+        Ranked after every event's evidence, so limits and pins still decide."""
+        pair = (a.id, b.id) if a.id < b.id else (b.id, a.id)
+        row = self.edges.get(pair)
+        if row is not None:
+            return row
+        row = EdgeRow(
+            id=new_id(self.now),
+            a_id=pair[0],
+            b_id=pair[1],
+            kind=kind,
+            match_weight=weight,
+            status="new",
+            reason=why[:300],
+            first_at=self.now,
+            first_bu_id="",
+            first_source_id="",
+            first_message_id=ref[:255],
+            first_seq=0,
+            seen_count=1,
+            updated_at=self.now,
+        )
+        self.session.add(row)
+        self._keep_edge(row)
+        _bump(a, b.type, 1)
+        _bump(b, a.type, 1)
+        return row
 
     # --- re-partitioning --------------------------------------------------------------------
 
@@ -298,7 +338,7 @@ class WorkingSet:
         rows = {i: self.by_id[i] for i in ids}
         nodes = {i: graph.Node(i, r.type, r.value) for i, r in rows.items()}
         edges = [
-            graph.Edge(e.id, e.a_id, e.b_id, e.first_at, is_cut=e.status == "cut")
+            graph.Edge(e.id, e.a_id, e.b_id, e.first_at, is_cut=e.status == "cut", kind=e.kind)
             for e in self._edges_within(ids)
         ]
         result = graph.partition(
@@ -333,6 +373,8 @@ class WorkingSet:
                 continue
             if edge.id in result.accepted:
                 status, reason = "linked", result.joins.get(edge.id)
+                if edge.kind != "event":  # keep the matcher's or the steward's own words
+                    reason = edge.reason
             elif edge.id in result.conflicts:
                 reason = result.conflicts[edge.id]
                 status = "shared" if reason.startswith("shared") else "conflict"
@@ -450,7 +492,11 @@ class WorkingSet:
                 if e.id in result.joins and ((e.a_id in moved) != (e.b_id in moved))
             ]
             edge = min(candidates, key=lambda e: (e.first_at, e.id), default=None)
-        why = rule or (result.joins.get(edge.id) if edge is not None else None)
+        why = rule or (
+            (edge.reason if edge.kind != "event" else result.joins.get(edge.id))
+            if edge is not None
+            else None
+        )
         if why is None:
             shared = [
                 rows[n] for n in rows if n in result.shared and rows[n].profile_id in (was, into)
@@ -468,7 +514,7 @@ class WorkingSet:
                 absorbed_id=was,
                 rule=why[:300],
                 edge_id=edge.id if edge else None,
-                match_weight=None,
+                match_weight=edge.match_weight if edge else None,
                 bu_id=edge.first_bu_id if edge else None,
                 source_id=edge.first_source_id if edge else None,
                 message_id=edge.first_message_id if edge else None,

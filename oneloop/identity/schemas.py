@@ -138,3 +138,36 @@ class GoldenRecord(BaseModel):
     profile_id: str
     fields: dict[str, GoldenField]
     events_read: int
+
+
+class Review(BaseModel):
+    """A candidate pair for a data steward, with the weight of each comparison."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    left_id: str
+    right_id: str
+    match_weight: float
+    match_probability: float
+    comparisons: dict[str, Any]  # Any: {"level": label, "match_weight": float} per comparison
+    model_version: str
+    status: str
+    created_at: datetime
+    decided_at: datetime | None
+    decided_by: str | None
+    note: str | None
+
+
+class ReviewDecision(BaseModel):
+    accept: bool
+    note: str | None = Field(default=None, max_length=500)
+
+
+class MatchRun(BaseModel):
+    records: int
+    candidates: int
+    merged: int
+    queued: int
+    refused: int
+    model_version: str

@@ -148,10 +148,9 @@ def record_keys(
     return sorted(found, key=lambda k: rules.priority(k[0]))
 
 
-def _event_profiles(session: Session, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
-    by_message = {message_id: key for key in keys for message_id in [key[1]]}
-    found: dict[tuple[str, str], str] = {}
-    ids = list(by_message)
+def _event_profiles(session: Session, message_ids: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    ids = list(set(message_ids))
     for start in range(0, len(ids), CHUNK):
         rows = session.execute(
             select(EventRow.message_id, EventProfileRow.profile_id)

@@ -1,5 +1,5 @@
 """Identity: profiles (OneIDs), identifiers, edges, pins, merge history, events' profiles, the
-change feed, identifier rejections and rule versions.
+change feed, identifier rejections, rule versions, match models and the review queue.
 
 Revision ID: 0007
 Revises: 0006
@@ -43,6 +43,8 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=26), nullable=False),
         sa.Column("a_id", sa.String(length=26), nullable=False),
         sa.Column("b_id", sa.String(length=26), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("match_weight", sa.Float(), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("reason", sa.String(length=300), nullable=True),
         sa.Column("first_at", sa.DateTime(timezone=True), nullable=False),
@@ -93,6 +95,16 @@ def upgrade() -> None:
             batch_op.f("ix_identity_identifier_profile_id"), ["profile_id"], unique=False
         )
 
+    op.create_table(
+        "identity_match_model",
+        sa.Column("id", sa.String(length=26), nullable=False),
+        sa.Column("version", sa.String(length=40), nullable=False),
+        sa.Column("document", sa.Text(), nullable=False),
+        sa.Column("record_count", sa.Integer(), nullable=False),
+        sa.Column("trained_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_by", sa.String(length=200), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_identity_match_model")),
+    )
     op.create_table(
         "identity_merge",
         sa.Column("id", sa.String(length=26), nullable=False),
@@ -161,6 +173,30 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("source_id", "type", "reason", name=op.f("pk_identity_rejection")),
     )
     op.create_table(
+        "identity_review",
+        sa.Column("id", sa.String(length=26), nullable=False),
+        sa.Column("left_id", sa.String(length=26), nullable=False),
+        sa.Column("right_id", sa.String(length=26), nullable=False),
+        sa.Column("match_weight", sa.Float(), nullable=False),
+        sa.Column("match_probability", sa.Float(), nullable=False),
+        sa.Column("comparisons", JSON, nullable=False),
+        sa.Column("model_version", sa.String(length=40), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("decided_by", sa.String(length=200), nullable=True),
+        sa.Column("note", sa.String(length=500), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_identity_review")),
+        sa.UniqueConstraint(
+            "left_id", "right_id", name=op.f("uq_identity_review_left_id_right_id")
+        ),
+    )
+    with op.batch_alter_table("identity_review", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_identity_review_left_id"), ["left_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_identity_review_right_id"), ["right_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_identity_review_status"), ["status"], unique=False)
+
+    op.create_table(
         "identity_ruleset",
         sa.Column("id", sa.String(length=26), nullable=False),
         sa.Column("version", sa.String(length=16), nullable=False),
@@ -173,6 +209,12 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("identity_ruleset")
+    with op.batch_alter_table("identity_review", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_identity_review_status"))
+        batch_op.drop_index(batch_op.f("ix_identity_review_right_id"))
+        batch_op.drop_index(batch_op.f("ix_identity_review_left_id"))
+
+    op.drop_table("identity_review")
     op.drop_table("identity_rejection")
     with op.batch_alter_table("identity_profile", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_identity_profile_merged_into"))
@@ -187,6 +229,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_identity_merge_absorbed_id"))
 
     op.drop_table("identity_merge")
+    op.drop_table("identity_match_model")
     with op.batch_alter_table("identity_identifier", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_identity_identifier_profile_id"))
 

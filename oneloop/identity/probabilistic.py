@@ -1,0 +1,357 @@
+"""Probabilistic matching of profiles the deterministic graph could not link.
+
+Each profile becomes one record (name, phone, e-mail, birth date, city, address, company:
+its non-shared identifiers and the latest traits its events carried). The matcher
+(``matching.py``, Splink) trains on the tenant's own records, scores the pairs its blocking
+rules find, and each pair is decided by the thresholds of ``match_profiles.yaml``: above
+auto-merge, a ``match`` edge joins the two profiles' strongest identifiers and the graph is
+partitioned again, so limits and do-not-merge pins still hold and the merge is explained and
+reversible like any other; between review and auto-merge, the pair waits in the review queue
+with its per-comparison weights; below, nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from oneloop.collect.consumers import lock_cursor
+from oneloop.collect.models import EventRow
+from oneloop.core.context import Context
+from oneloop.core.errors import Conflict, NotFound
+from oneloop.core.ids import new_id
+from oneloop.identity.matching import (
+    Candidate,
+    MatchConfig,
+    TrainedModel,
+    decide,
+    load_config,
+    predict,
+    train,
+)
+from oneloop.identity.models import (
+    EventProfileRow,
+    IdentifierRow,
+    MatchModelRow,
+    PinRow,
+    ReviewRow,
+)
+from oneloop.identity.resolver import RESOLVER, WorkingSet
+from oneloop.identity.rules import Rules
+from oneloop.identity.schemas import PinIn, Review
+from oneloop.identity.service import current_id, pin_apart
+
+CONFIG_PATH = Path(__file__).with_name("match_profiles.yaml")
+# Trait names senders use for the fields the matcher compares, first match wins.
+FIELDS = {
+    "name": ("name", "full_name", "fullName"),
+    "phone": ("phone", "mobile"),
+    "email": ("email",),
+    "birth_date": ("birthday", "birth_date", "birthDate", "date_of_birth"),
+    "city": ("city", "address.city"),
+    "address": ("address", "address.street", "street"),
+    "company": ("company", "company.name", "company_name"),
+}
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class MatchSummary:
+    records: int
+    candidates: int
+    merged: int
+    queued: int
+    refused: int
+    model_version: str
+
+
+def profile_records(
+    session: Session, profile_ids: Collection[str] | None = None
+) -> list[dict[str, object]]:
+    """One record per live profile and source that said anything to compare: what the CRM
+    says of a person and what the web form says are compared as two records, which is also
+    what lets EM learn from the pairs the graph already merged (the same phone, typed twice)."""
+    records: dict[tuple[str, str], dict[str, object]] = {}
+    traits = (
+        select(
+            EventProfileRow.profile_id,
+            EventRow.source_id,
+            EventRow.type,
+            EventRow.traits,
+            EventRow.context,
+        )
+        .join(EventRow, EventRow.seq == EventProfileRow.seq)
+        .where(EventProfileRow.has_traits.is_(True), EventProfileRow.profile_id.is_not(None))
+        .order_by(EventProfileRow.seq)
+    )
+    if profile_ids is not None:
+        traits = traits.where(EventProfileRow.profile_id.in_(list(profile_ids)))
+    for profile_id, source_id, kind, bag, context in session.execute(traits):
+        found = _fields(bag if kind == "identify" else (context or {}).get("traits"))
+        if found:
+            key = (profile_id, source_id)
+            records.setdefault(key, {"unique_id": f"{profile_id}|{source_id}"}).update(found)
+    return list(records.values())
+
+
+def profile_of_record(unique_id: str) -> str:
+    return unique_id.split("|", 1)[0]
+
+
+def _fields(bag: object) -> dict[str, object]:
+    if not isinstance(bag, dict):
+        return {}
+    found: dict[str, object] = {}
+    for field, names in FIELDS.items():
+        for name in names:
+            head, _, tail = name.partition(".")
+            value = bag.get(head)
+            if tail and isinstance(value, dict):
+                value = value.get(tail)
+            if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
+                found[field] = str(value).strip()
+                break
+    return found
+
+
+def active_model(session: Session) -> TrainedModel | None:
+    row = session.scalar(select(MatchModelRow).order_by(MatchModelRow.id.desc()).limit(1))
+    return TrainedModel.from_json(row.document) if row is not None else None
+
+
+def train_model(
+    session: Session, ctx: Context, records: list[dict[str, object]], config: MatchConfig
+) -> TrainedModel:
+    ctx.require("identity.match")
+    model = train(records, config, seed=1, clock=ctx.clock)
+    session.add(
+        MatchModelRow(
+            id=new_id(ctx.clock.now()),
+            version=model.version,
+            document=model.to_json(),
+            record_count=model.record_count,
+            trained_at=model.trained_at,
+            created_by=ctx.user_id,
+        )
+    )
+    session.flush()
+    return model
+
+
+def run_match(
+    session: Session,
+    ctx: Context,
+    rules: Rules,
+    *,
+    retrain: bool = False,
+    bu_id: str | None = None,
+    config: MatchConfig | None = None,
+    on_progress: Progress | None = None,
+) -> MatchSummary:
+    """Score every profile pair the blocking rules find (among the profiles that touched
+    ``bu_id``, if given); merge, queue or ignore each. Training uses every profile."""
+    ctx.require("identity.match")
+    config = config or load_config(CONFIG_PATH)
+    tick = on_progress or (lambda done, total: None)
+    everyone = profile_records(session)
+    records = everyone
+    if bu_id is not None:
+        touched = set(
+            session.scalars(
+                select(EventProfileRow.profile_id).where(EventProfileRow.bu_id == bu_id).distinct()
+            )
+        )
+        records = [r for r in everyone if profile_of_record(str(r["unique_id"])) in touched]
+    tick(1, 4)
+    model = None if retrain else active_model(session)
+    if model is None:
+        model = train_model(session, ctx, everyone, config)
+    tick(2, 4)
+    pinned = _pinned_profiles(session)
+    best: dict[frozenset[str], Candidate] = {}
+    for candidate in predict(records, model, config):
+        pair = frozenset(map(profile_of_record, (candidate.left_id, candidate.right_id)))
+        if len(pair) == 2 and pair not in pinned:
+            if pair not in best or candidate.match_weight > best[pair].match_weight:
+                best[pair] = candidate
+    tick(3, 4)
+    summary = MatchSummary(len(records), len(best), 0, 0, 0, model.version)
+    lock_cursor(session, RESOLVER, ctx.clock)
+    for pair, candidate in sorted(best.items(), key=lambda kv: -kv[1].match_weight):
+        left, right = sorted(pair)
+        verdict = decide(candidate, config)
+        if verdict == "merge":
+            merged = link(
+                session,
+                ctx,
+                rules,
+                left,
+                right,
+                kind="match",
+                weight=candidate.match_weight,
+                why=f"probabilistic match, weight {candidate.match_weight:.1f} "
+                f"(model {model.version})",
+                ref=f"model:{model.version}",
+            )
+            summary.merged += merged
+            summary.refused += not merged
+        elif verdict == "review":
+            summary.queued += _queue(session, ctx, left, right, candidate, model.version)
+    tick(4, 4)
+    session.flush()
+    return summary
+
+
+def link(
+    session: Session,
+    ctx: Context,
+    rules: Rules,
+    left: str,
+    right: str,
+    *,
+    kind: str,
+    weight: float | None,
+    why: str,
+    ref: str,
+) -> bool:
+    """Join two profiles through their strongest identifiers; False when the graph refused
+    (a limit, a pin) or they are one profile already."""
+    left, right = current_id(session, left), current_id(session, right)
+    if left == right:
+        return False
+    work = WorkingSet(session, rules, ctx.clock.now(), actor=ctx.user_id)
+    members = work.load_profiles([left, right])
+    ends = []
+    for profile in (left, right):
+        mine = [r for r in members if r.profile_id == profile]
+        if not mine:
+            raise NotFound(f"no profile {profile}", profile_id=profile)
+        ends.append(
+            min(mine, key=lambda r: (r.shared_reason is not None, rules.priority(r.type), r.value))
+        )
+    edge = work.infer(ends[0], ends[1], kind=kind, weight=weight, why=why, ref=ref)
+    split = work.repartition({ends[0].id, ends[1].id}, rule=None)
+    session.flush()
+    if split:
+        work.reanchor(split)
+    return edge.status == "linked"
+
+
+def _pinned_profiles(session: Session) -> set[frozenset[str]]:
+    pins = list(session.execute(select(PinRow.a_id, PinRow.b_id)))
+    ids = {i for pair in pins for i in pair}
+    profile_of = (
+        dict(
+            session.execute(
+                select(IdentifierRow.id, IdentifierRow.profile_id).where(IdentifierRow.id.in_(ids))
+            ).all()
+        )
+        if ids
+        else {}
+    )
+    return {
+        frozenset((profile_of[a], profile_of[b]))
+        for a, b in pins
+        if a in profile_of and b in profile_of
+    }
+
+
+def _queue(
+    session: Session, ctx: Context, left: str, right: str, candidate: Candidate, version: str
+) -> int:
+    """Queue the pair once; a pair already decided stays decided."""
+    row = session.scalar(
+        select(ReviewRow).where(ReviewRow.left_id == left, ReviewRow.right_id == right)
+    )
+    comparisons = {
+        name: {"level": e.level, "match_weight": round(e.match_weight, 3)}
+        for name, e in candidate.comparisons.items()
+    }
+    if row is not None:
+        if row.status == "open":
+            row.match_weight, row.comparisons, row.model_version = (
+                candidate.match_weight,
+                comparisons,
+                version,
+            )
+        return 0
+    session.add(
+        ReviewRow(
+            id=new_id(ctx.clock.now()),
+            left_id=left,
+            right_id=right,
+            match_weight=candidate.match_weight,
+            match_probability=candidate.match_probability,
+            comparisons=comparisons,
+            model_version=version,
+            status="open",
+            created_at=ctx.clock.now(),
+            decided_at=None,
+            decided_by=None,
+            note=None,
+        )
+    )
+    return 1
+
+
+def list_reviews(
+    session: Session, ctx: Context, *, status: str = "open", limit: int = 50
+) -> list[Review]:
+    ctx.require("identity.read")
+    rows = session.scalars(
+        select(ReviewRow)
+        .where(ReviewRow.status == status)
+        .order_by(ReviewRow.match_weight.desc(), ReviewRow.id)
+        .limit(limit)
+    )
+    return [Review.model_validate(r) for r in rows]
+
+
+def decide_review(
+    session: Session, ctx: Context, rules: Rules, review_id: str, *, accept: bool, note: str | None
+) -> Review:
+    """Accept: the two become one profile (a ``steward`` edge, explained and reversible).
+    Reject: they are pinned apart, so neither the graph nor the matcher joins them again."""
+    ctx.require("identity.unmerge")
+    row = session.get(ReviewRow, review_id)
+    if row is None:
+        raise NotFound(f"no review {review_id}", review_id=review_id)
+    if row.status != "open":
+        raise Conflict(f"review {review_id} was already {row.status}", review_id=review_id)
+    lock_cursor(session, RESOLVER, ctx.clock)
+    if accept:
+        linked = link(
+            session,
+            ctx,
+            rules,
+            row.left_id,
+            row.right_id,
+            kind="steward",
+            weight=row.match_weight,
+            why=f"accepted by {ctx.user_id}: {note or 'review'}",
+            ref=f"review:{row.id}",
+        )
+        if not linked:
+            raise Conflict(
+                "the graph refused this merge (a limit or a do-not-merge pin); see the "
+                "profiles' identity",
+                review_id=review_id,
+            )
+    else:
+        pin_apart(
+            session,
+            ctx,
+            PinIn(
+                a=row.left_id,
+                b=row.right_id,
+                reason=f"rejected in review: {note}" if note else "rejected in review",
+            ),
+        )
+    row.status = "accepted" if accept else "rejected"
+    row.decided_at, row.decided_by, row.note = ctx.clock.now(), ctx.user_id, (note or "")[:500]
+    session.flush()
+    return Review.model_validate(row)
