@@ -175,9 +175,10 @@ def run_match(
     best: dict[frozenset[str], Candidate] = {}
     for candidate in predict(records, model, config):
         pair = frozenset(map(profile_of_record, (candidate.left_id, candidate.right_id)))
-        if len(pair) == 2 and pair not in pinned:
-            if pair not in best or candidate.match_weight > best[pair].match_weight:
-                best[pair] = candidate
+        if len(pair) < 2 or pair in pinned:
+            continue  # two records of one profile, or a pair a steward keeps apart
+        if pair not in best or candidate.match_weight > best[pair].match_weight:
+            best[pair] = candidate
     tick(3, 4)
     summary = MatchSummary(len(records), len(best), 0, 0, 0, model.version)
     lock_cursor(session, RESOLVER, ctx.clock)
