@@ -32,7 +32,7 @@ from oneloop.core.context import system_context
 from oneloop.core.db import create_db_engine, session_factory
 from oneloop.demo.generate import generate
 from oneloop.demo.load import load_demo
-from oneloop.identity.resolver import ResolveConsumer, extract
+from oneloop.identity.resolver import ResolveConsumer, extract, unit_codes
 from oneloop.identity.rules import DEFAULT_RULES
 from oneloop.identity.scoring import Truth, predict, read_truth, resolved, scores
 from oneloop.migrations import upgrade
@@ -142,13 +142,14 @@ def _components(session: Session) -> tuple[dict[str, str], dict[tuple[str, str],
             parent[x], x = root, parent[x]
         return root
 
+    units = unit_codes(session)
     first: dict[str, tuple[str, str]] = {}
     sizes: dict[tuple[str, str], int] = {}
     started = time.perf_counter()
     position = Position()
     while events := read_after(session, position, 5000):
         for event in events:
-            keys = [(k.type, k.value) for k in extract(event, DEFAULT_RULES).keys]
+            keys = [(k.type, k.value) for k in extract(event, DEFAULT_RULES, units).keys]
             if not keys:
                 continue
             first[event.message_id] = keys[0]

@@ -55,25 +55,27 @@ class Partition:
 def shared_reason(node: Node, degree: Mapping[str, int], rules: Rules) -> str | None:
     """Why ``node`` must be a shared identifier, from how many distinct identifiers of each
     limited type it has been seen with; ``None`` when it may link."""
-    for kind, count in sorted(degree.items()):
+    for key, count in sorted(degree.items()):
+        kind = key.partition("@")[0]
         rule = rules.types.get(kind)
         if rule is None or rule.limit is None or kind == node.type:
             continue  # an identifier seen with others of its kind (aliased cookies) is normal
         if count > rule.limit:
-            return (
-                f"seen with {count} different {kind} values; one profile holds at most {rule.limit}"
-            )
+            return f"seen with {count} different {key} values; a profile holds at most {rule.limit}"
     return None
 
 
-def degrees(nodes: Mapping[str, Node], edges: Iterable[Edge]) -> dict[str, Counter[str]]:
-    """Distinct neighbours per type, counting every edge that is not cut."""
+def degrees(
+    nodes: Mapping[str, Node], edges: Iterable[Edge], rules: Rules
+) -> dict[str, Counter[str]]:
+    """Distinct neighbours per type (``Rules.count_key``), counting every edge not cut."""
     found: dict[str, Counter[str]] = defaultdict(Counter)
     for edge in edges:
         if edge.is_cut or edge.a not in nodes or edge.b not in nodes:
             continue
-        found[edge.a][nodes[edge.b].type] += 1
-        found[edge.b][nodes[edge.a].type] += 1
+        a, b = nodes[edge.a], nodes[edge.b]
+        found[edge.a][rules.count_key(b.type, b.value)] += 1
+        found[edge.b][rules.count_key(a.type, a.value)] += 1
     return found
 
 
@@ -106,14 +108,17 @@ def partition(
     """Group ``nodes``; ``degree`` (distinct neighbours per type, from the whole graph) may be
     given when ``edges`` is only the part of the graph around ``nodes``."""
     edges = [e for e in edges if e.a in nodes and e.b in nodes]
-    degree = degree if degree is not None else degrees(nodes, edges)
+    degree = degree if degree is not None else degrees(nodes, edges, rules)
     shared = {
         node_id: reason
         for node_id, node in nodes.items()
         if (reason := shared_reason(node, degree.get(node_id, {}), rules)) is not None
     }
     parent = {node_id: node_id for node_id in nodes}
-    counts = {node_id: Counter({node.type: 1}) for node_id, node in nodes.items()}
+    counts = {
+        node_id: Counter({rules.count_key(node.type, node.value): 1})
+        for node_id, node in nodes.items()
+    }
     members = {node_id: [node_id] for node_id in nodes}
     pinned: dict[str, set[str]] = defaultdict(set)
     for a, b in pins:
@@ -164,7 +169,7 @@ def _refusal(
     rules: Rules,
 ) -> str | None:
     for kind in sorted(set(left) | set(right)):
-        limit = rules.limit(kind)
+        limit = rules.limit(kind.partition("@")[0])
         total = left[kind] + right[kind]
         if limit is not None and total > limit:
             return f"limit: a profile holds at most {limit} {kind}; the merge would give {total}"

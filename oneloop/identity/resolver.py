@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
@@ -24,7 +24,9 @@ from sqlalchemy.orm import Session
 from oneloop.collect.consumers import register
 from oneloop.collect.log import LoggedEvent
 from oneloop.core.clock import SystemClock
+from oneloop.core.context import system_context
 from oneloop.core.ids import new_id
+from oneloop.governance import service as governance
 from oneloop.identity import graph
 from oneloop.identity.models import (
     ChangeRow,
@@ -62,7 +64,8 @@ class Extracted:
     has_traits: bool
 
 
-def extract(event: LoggedEvent, rules: Rules) -> Extracted:
+def extract(event: LoggedEvent, rules: Rules, units: Mapping[str, str]) -> Extracted:
+    """``units`` maps business unit ids to codes, for types scoped per unit."""
     scope = _app_id(event)
     keys: list[Key] = []
     rejected: list[Normalized] = []
@@ -77,7 +80,10 @@ def extract(event: LoggedEvent, rules: Rules) -> Extracted:
             continue
         if rules.blocked_reason(kind, found.value) is not None:
             continue
-        key = Key(kind, found.value)
+        value = found.value
+        if rule.scope == "business_unit":
+            value = f"{units.get(event.bu_id, event.bu_id)}:{value}"
+        key = Key(kind, value)
         if key not in keys and len(keys) < MAX_PER_EVENT:
             keys.append(key)
     has_traits = bool(event.traits) or bool((event.context or {}).get("traits"))
@@ -235,8 +241,8 @@ class WorkingSet:
             )
             self.session.add(row)
             self._keep_edge(row)
-            _bump(a, b.type, 1)
-            _bump(b, a.type, 1)
+            _bump(a, self.rules.count_key(b.type, b.value), 1)
+            _bump(b, self.rules.count_key(a.type, a.value), 1)
             self.changes.new_edges += 1
             return True
         row.seen_count += 1
@@ -252,8 +258,8 @@ class WorkingSet:
         if edge.status == "cut":
             return
         a, b = self.by_id[edge.a_id], self.by_id[edge.b_id]
-        _bump(a, b.type, -1)
-        _bump(b, a.type, -1)
+        _bump(a, self.rules.count_key(b.type, b.value), -1)
+        _bump(b, self.rules.count_key(a.type, a.value), -1)
         edge.status, edge.reason, edge.updated_at = "cut", reason[:300], self.now
 
     def infer(
@@ -290,8 +296,8 @@ class WorkingSet:
         )
         self.session.add(row)
         self._keep_edge(row)
-        _bump(a, b.type, 1)
-        _bump(b, a.type, 1)
+        _bump(a, self.rules.count_key(b.type, b.value), 1)
+        _bump(b, self.rules.count_key(a.type, a.value), 1)
         return row
 
     # --- re-partitioning --------------------------------------------------------------------
@@ -540,8 +546,12 @@ class WorkingSet:
 
     def anchor(self, identifier_ids: Sequence[str]) -> str | None:
         """An event belongs to its strongest identifier that is not shared; when all are shared
-        (a ticket with only the switchboard number), to the strongest one."""
-        rows = [self.by_id[i] for i in identifier_ids if i in self.by_id]
+        (a page view from a family computer), to nobody: any one of them would be a guess."""
+        rows = [
+            self.by_id[i]
+            for i in identifier_ids
+            if i in self.by_id and self.by_id[i].shared_reason is None
+        ]
         if not rows:
             return None
         ranked = sorted(
@@ -576,7 +586,8 @@ def resolve(
     done = _already_resolved(session, [e.seq for e in events])
     todo = [e for e in events if e.seq not in done]
     work = WorkingSet(session, rules, now, actor)
-    extracted = [extract(e, rules) for e in todo]
+    units = unit_codes(session)
+    extracted = [extract(e, rules, units) for e in todo]
     work.load_keys(k for x in extracted for k in x.keys)
     pairs = []
     for x in extracted:
@@ -614,6 +625,11 @@ def resolve(
     work.changes.events = len(todo)
     session.flush()
     return work.changes
+
+
+def unit_codes(session: Session) -> dict[str, str]:
+    """Business unit id → code (a handful of rows, read once per step)."""
+    return {u.id: u.code for u in governance.list_business_units(session, system_context())}
 
 
 def _already_resolved(session: Session, seqs: list[int]) -> set[int]:

@@ -38,6 +38,7 @@ class TypeDoc(_Strict):
     limit: int | None = Field(default=None, ge=1)
     priority: int = Field(default=UNRANKED, ge=0)
     links: bool = True
+    scope: Literal["group", "business_unit"] = "group"
 
     @field_validator("kind")
     @classmethod
@@ -92,6 +93,7 @@ class TypeRule:
     limit: int | None
     priority: int
     links: bool
+    scope: str = "group"  # business_unit: values are `<unit code>:<value>` (own account systems)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +120,14 @@ class Rules:
     def limit(self, kind: str) -> int | None:
         rule = self.types.get(kind)
         return rule.limit if rule else None
+
+    def count_key(self, kind: str, value: str) -> str:
+        """What limits and shared-identifier degrees count by: the type, or for a type scoped
+        per business unit the type in its unit (one ``user_id`` per unit, not per group)."""
+        rule = self.types.get(kind)
+        if rule is not None and rule.scope == "business_unit":
+            return f"{kind}@{value.partition(':')[0]}"
+        return kind
 
     def type_of(self, kind: str) -> str:
         return self.aliases.get(kind, kind)
@@ -160,7 +170,8 @@ def parse(document: object) -> Rules:
 def _build(doc: RulesDoc) -> Rules:
     options = NormalizeOptions(**doc.normalize.model_dump())
     types = {
-        code: TypeRule(code, t.kind, t.limit, t.priority, t.links) for code, t in doc.types.items()
+        code: TypeRule(code, t.kind, t.limit, t.priority, t.links, t.scope)
+        for code, t in doc.types.items()
     }
     blocked: set[tuple[str, str]] = set()
     for kind, values in doc.blocked.items():

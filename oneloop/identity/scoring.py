@@ -143,7 +143,12 @@ def record_keys(
         if rule is None or not rule.links:
             continue
         normal = normalize(kind, value, options=rules.options, kind=rule.kind)
-        if normal.ok and normal.value:
+        if not normal.ok or not normal.value:
+            continue
+        if rule.scope == "business_unit":  # the demo's event files are named by their unit
+            unit = source.removeprefix("events/").removesuffix(".jsonl")
+            found.append((kind, f"{unit}:{normal.value}"))
+        else:
             found.append((kind, normal.value))
     return sorted(found, key=lambda k: rules.priority(k[0]))
 

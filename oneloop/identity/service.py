@@ -22,7 +22,7 @@ from oneloop.identity.models import (
     RulesetRow,
 )
 from oneloop.identity.normalize import normalize
-from oneloop.identity.resolver import RESOLVER, WorkingSet
+from oneloop.identity.resolver import RESOLVER, WorkingSet, unit_codes
 from oneloop.identity.rules import DEFAULT_RULES, Rules, default_document, parse
 from oneloop.identity.schemas import (
     GoldenRecord,
@@ -103,23 +103,10 @@ def get_profile_id(session: Session, ctx: Context, profile_id: str) -> str:
 
 def find_profile(session: Session, ctx: Context, kind: str, raw: str) -> str | None:
     """The profile an identifier belongs to, as the resolver would read the value."""
-    rules = active_rules(session)
-    kind = rules.type_of(kind)
-    rule = rules.types.get(kind)
-    if rule is None:
-        raise ValidationFailed(
-            "unknown identifier type",
-            [FieldError(("type",), f"{kind!r} is not one of {', '.join(sorted(rules.types))}")],
-        )
-    found = normalize(kind, raw, options=rules.options, kind=rule.kind)
-    if not found.ok or found.value is None:
-        raise ValidationFailed(
-            "the identifier is not valid",
-            [FieldError(("value",), f"{found.reason}: {found.detail or raw}")],
-        )
+    kind, value = identifier_key(session, active_rules(session), kind, raw)
     profile_id = session.scalar(
         select(IdentifierRow.profile_id).where(
-            IdentifierRow.type == kind, IdentifierRow.value == found.value
+            IdentifierRow.type == kind, IdentifierRow.value == value
         )
     )
     if profile_id is None:
@@ -128,6 +115,35 @@ def find_profile(session: Session, ctx: Context, kind: str, raw: str) -> str | N
         return get_profile_id(session, ctx, profile_id)
     except NotFound:
         return None
+
+
+def identifier_key(session: Session, rules: Rules, kind: str, raw: str) -> tuple[str, str]:
+    """``(type, value)`` as stored, or ``ValidationFailed`` naming the field. A type scoped
+    per business unit is written ``CODE:value`` (``appliances:79723943``)."""
+    kind = rules.type_of(kind)
+    rule = rules.types.get(kind)
+    if rule is None:
+        raise ValidationFailed(
+            "unknown identifier type",
+            [FieldError(("type",), f"{kind!r} is not one of {', '.join(sorted(rules.types))}")],
+        )
+    prefix = ""
+    if rule.scope == "business_unit":
+        code, sep, raw = raw.partition(":")
+        if not sep or code not in set(unit_codes(session).values()):
+            example = f"CODE:{kind}, e.g. appliances:79723943"
+            raise ValidationFailed(
+                "the identifier needs its business unit",
+                [FieldError(("value",), f"{kind} is kept per business unit: write {example}")],
+            )
+        prefix = f"{code}:"
+    found = normalize(kind, raw, options=rules.options, kind=rule.kind)
+    if not found.ok or found.value is None:
+        raise ValidationFailed(
+            "the identifier is not valid",
+            [FieldError(("value",), f"{found.reason}: {found.detail or raw}")],
+        )
+    return kind, prefix + found.value
 
 
 def explain(session: Session, ctx: Context, profile_id: str) -> IdentityExplanation:
@@ -237,15 +253,10 @@ def unmerge(session: Session, ctx: Context, profile_id: str, data: UnmergeIn) ->
         leaving = set(merge.identifiers) & set(members)
     else:
         assert data.identifier is not None
-        rules = active_rules(session)
-        kind = rules.type_of(data.identifier.type)
-        found = normalize(
-            kind,
-            data.identifier.value,
-            options=rules.options,
-            kind=rules.kinds.get(kind),
+        kind, value = identifier_key(
+            session, active_rules(session), data.identifier.type, data.identifier.value
         )
-        leaving = {i for i, row in members.items() if row.type == kind and row.value == found.value}
+        leaving = {i for i, row in members.items() if row.type == kind and row.value == value}
     if not leaving or leaving == set(members):
         raise Conflict(
             "nothing to split: the identifiers to detach are not part of this profile, or are "

@@ -26,6 +26,7 @@ def ev(
     traits: dict[str, object] | None = None,
     source: str = SOURCE,
     kind: str = "track",
+    bu: str = BU,
 ) -> LoggedEvent:
     """An event carrying ``identifiers`` as ``(type, raw value)``; ``at`` in minutes after T0
     (default: its seq)."""
@@ -33,7 +34,7 @@ def ev(
     return LoggedEvent(
         seq=seq,
         tx=0,
-        bu_id=BU,
+        bu_id=bu,
         source_id=source,
         message_id=f"m{seq}",
         type=kind,
@@ -59,16 +60,20 @@ def run(session: Session, events: Sequence[LoggedEvent], rules: Rules = DEFAULT_
 
 
 def partition(session: Session) -> set[frozenset[str]]:
-    """The profiles as sets of ``type:value``."""
+    """The profiles as sets of ``type:value`` (without the unit of unit-scoped values)."""
     groups: dict[str, set[str]] = {}
     for row in session.scalars(select(IdentifierRow)):
-        groups.setdefault(row.profile_id, set()).add(f"{row.type}:{row.value}")
+        value = row.value.removeprefix(f"{BU}:")
+        groups.setdefault(row.profile_id, set()).add(f"{row.type}:{value}")
     return {frozenset(g) for g in groups.values()}
 
 
 def profile_of(session: Session, kind: str, value: str) -> str:
+    """The profile of a stored identifier; a ``user_id`` is kept per unit, and any unit's
+    (these tests' events come from one) will do."""
+    matches = [value] if kind != "user_id" else [value, f"{BU}:{value}", f"north:{value}"]
     return session.scalars(
         select(IdentifierRow.profile_id).where(
-            IdentifierRow.type == kind, IdentifierRow.value == value
+            IdentifierRow.type == kind, IdentifierRow.value.in_(matches)
         )
     ).one()

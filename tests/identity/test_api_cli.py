@@ -87,6 +87,14 @@ def test_bad_requests_name_the_field(client: TestClient, resolved: str) -> None:
         "/api/v1/identity/lookup", params={"type": "shoe_size", "value": "42"}, headers=ADMIN
     )
     assert unknown.status_code == 422 and "shoe_size" in unknown.text
+    no_unit = client.get(
+        "/api/v1/identity/lookup", params={"type": "user_id", "value": "u1"}, headers=ADMIN
+    )
+    assert no_unit.status_code == 422 and "CODE:user_id" in no_unit.text
+    with_unit = client.get(
+        "/api/v1/identity/lookup", params={"type": "user_id", "value": "north:u1"}, headers=ADMIN
+    )
+    assert with_unit.json() == {"profile_id": resolved}
     assert client.get("/api/v1/profiles/nobody/identity", headers=ADMIN).status_code == 404
     assert client.get(f"/api/v1/profiles/{resolved}/identity").status_code == 401
     rules = client.put(

@@ -12,7 +12,7 @@ from oneloop.core.errors import Conflict, NotFound
 from oneloop.identity import service
 from oneloop.identity.models import EdgeRow, EventProfileRow, MergeRow, ProfileRow
 from oneloop.identity.schemas import IdentifierRef, UnmergeIn
-from tests.identity.conftest import ev, partition, profile_of, run
+from tests.identity.conftest import BU, ev, partition, profile_of, run
 
 
 def brothers(session: Session) -> tuple[str, str]:
@@ -46,7 +46,7 @@ def test_the_explanation_names_the_identifier_the_event_and_the_rule(
     assert merge.message_id == "m5" and merge.absorbed_id == absorbed
     assert "email + phone" in merge.rule
     values = {i.value for i in explained.identifiers}
-    assert {"+8613800138001", "wang.family@163.com", "wang.lei", "a2"} <= values
+    assert {"+8613800138001", "wang.family@163.com", f"{BU}:wang.lei", "a2"} <= values
     assert {link.status for link in explained.links} == {"linked"}
 
 

@@ -89,6 +89,23 @@ def test_limits_refuse_a_third_identifier_of_a_unique_type(session: Session) -> 
     assert profile_of(session, "crm_id", "C2") != profile_of(session, "user_id", "u1")
 
 
+def test_each_unit_has_its_own_user_ids(session: Session) -> None:
+    """Appliances' user 1001 and industrial's user 1001 are two accounts of two systems; one
+    person with an account in each unit links through the phone both know."""
+    other = "01JBU000000000000000000OTHER"
+    run(
+        session,
+        [
+            ev(1, ("user_id", "1001"), ("email", "a@x.cn")),
+            ev(2, ("user_id", "1001"), ("email", "b@y.cn"), bu=other),
+            ev(3, ("user_id", "2002"), ("phone", "13800138000")),
+            ev(4, ("user_id", "7"), ("phone", "13800138000"), bu=other),
+        ],
+    )
+    assert profile_of(session, "email", "a@x.cn") != profile_of(session, "email", "b@y.cn")
+    assert profile_of(session, "user_id", f"{other}:7") == profile_of(session, "user_id", "2002")
+
+
 def test_blocked_values_are_no_identifiers(session: Session) -> None:
     run(
         session,
