@@ -42,7 +42,11 @@ BATCH = 500
 ORIGIN = "consumer"
 # Modules whose import registers their consumers; later domains add theirs here, so the set
 # of consumers is declared in one place (as Datasette declares its default plugins).
-BUILTIN_CONSUMERS: tuple[str, ...] = ("oneloop.collect.catalog", "oneloop.identity.resolver")
+BUILTIN_CONSUMERS: tuple[str, ...] = (
+    "oneloop.collect.catalog",
+    "oneloop.identity.resolver",
+    "oneloop.identity.probabilistic",
+)
 
 
 class Consumer(Protocol):
@@ -64,7 +68,13 @@ def register(consumer: Consumer) -> Consumer:
 def registered() -> list[Consumer]:
     for module in BUILTIN_CONSUMERS:
         importlib.import_module(module)
-    return [_REGISTRY[name] for name in sorted(_REGISTRY)]
+    return list(_REGISTRY.values())  # in registration order: a consumer that reads another's
+    # results (identity.match reads identity.resolve's) is registered after it
+
+
+class Behind(Exception):
+    """Raised by a consumer that reads another consumer's results when that one has not yet
+    handled these events: the step ends without moving the cursor, to be tried again."""
 
 
 @dataclass
@@ -87,7 +97,10 @@ def step(
         events = read_after(session, position, batch)
         if not events:
             return StepResult()
-        failed = _handle(session, consumer, events, clock)
+        try:
+            failed = _handle(session, consumer, events, clock)
+        except Behind:
+            return StepResult()
         last = events[-1].position
         session.execute(
             update(CursorRow)
@@ -186,6 +199,8 @@ def _attempt(
     try:
         with session.begin_nested():
             consumer.handle(session, events)
+    except Behind:
+        raise
     except Exception as exc:  # the consumer's bug: returned, logged by callers
         if isinstance(exc, DBAPIError) and is_transient(exc):
             raise

@@ -217,3 +217,15 @@ class ReviewRow(Base):
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(timezone=True))
     decided_by: Mapped[str | None] = mapped_column(String(200))
     note: Mapped[str | None] = mapped_column(String(500))
+
+
+class MatchKeyRow(Base):
+    """The matcher's blocking keys per profile record (``profile|source``), so a profile that
+    changed finds the records it must be compared with by an index lookup, not a scan."""
+
+    __tablename__ = "identity_match_key"
+    __table_args__ = (Index("ix_identity_match_key_profile_id", "profile_id"),)
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    profile_id: Mapped[str] = mapped_column(String(ID_LENGTH))

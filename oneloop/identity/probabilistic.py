@@ -12,16 +12,17 @@ with its per-comparison weights; below, nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from oneloop.collect.consumers import lock_cursor
-from oneloop.collect.models import EventRow
-from oneloop.core.context import Context
+from oneloop.collect.consumers import Behind, lock_cursor, register
+from oneloop.collect.log import LoggedEvent, Position
+from oneloop.collect.models import CursorRow, EventRow
+from oneloop.core.context import Context, system_context
 from oneloop.core.errors import Conflict, NotFound
 from oneloop.core.ids import new_id
 from oneloop.identity.matching import (
@@ -31,11 +32,14 @@ from oneloop.identity.matching import (
     decide,
     load_config,
     predict,
+    prepare,
+    score_new,
     train,
 )
 from oneloop.identity.models import (
     EventProfileRow,
     IdentifierRow,
+    MatchKeyRow,
     MatchModelRow,
     PinRow,
     ReviewRow,
@@ -46,6 +50,7 @@ from oneloop.identity.schemas import PinIn, Review
 from oneloop.identity.service import current_id, pin_apart
 
 CONFIG_PATH = Path(__file__).with_name("match_profiles.yaml")
+MATCHER = "identity.match"
 # Trait names senders use for the fields the matcher compares, first match wins.
 FIELDS = {
     "name": ("name", "full_name", "fullName"),
@@ -171,16 +176,36 @@ def run_match(
     if model is None:
         model = train_model(session, ctx, everyone, config)
     tick(2, 4)
+    _index(session, records, config, replace_all=bu_id is None)
+    if bu_id is None:
+        _caught_up(session, ctx)
+    summary = apply(session, ctx, rules, config, model, predict(records, model, config))
+    summary.records = len(records)
+    tick(3, 4)
+    tick(4, 4)
+    session.flush()
+    return summary
+
+
+def apply(
+    session: Session,
+    ctx: Context,
+    rules: Rules,
+    config: MatchConfig,
+    model: TrainedModel,
+    candidates: list[Candidate],
+) -> MatchSummary:
+    """Decide each profile pair by its strongest record pair: merge, queue or ignore."""
     pinned = _pinned_profiles(session)
     best: dict[frozenset[str], Candidate] = {}
-    for candidate in predict(records, model, config):
-        pair = frozenset(map(profile_of_record, (candidate.left_id, candidate.right_id)))
+    for candidate in candidates:
+        ends = (candidate.left_id, candidate.right_id)
+        pair = frozenset(current_id(session, profile_of_record(e)) for e in ends)
         if len(pair) < 2 or pair in pinned:
             continue  # two records of one profile, or a pair a steward keeps apart
         if pair not in best or candidate.match_weight > best[pair].match_weight:
             best[pair] = candidate
-    tick(3, 4)
-    summary = MatchSummary(len(records), len(best), 0, 0, 0, model.version)
+    summary = MatchSummary(0, len(best), 0, 0, 0, model.version)
     lock_cursor(session, RESOLVER, ctx.clock)
     for pair, candidate in sorted(best.items(), key=lambda kv: -kv[1].match_weight):
         left, right = sorted(pair)
@@ -202,9 +227,50 @@ def run_match(
             summary.refused += not merged
         elif verdict == "review":
             summary.queued += _queue(session, ctx, left, right, candidate, model.version)
-    tick(4, 4)
-    session.flush()
     return summary
+
+
+def _caught_up(session: Session, ctx: Context) -> None:
+    """A batch run scored everything resolved so far: incremental matching goes on from the
+    resolver's position, not from the start of the log."""
+    resolver = lock_cursor(session, RESOLVER, ctx.clock)
+    lock_cursor(session, MATCHER, ctx.clock)
+    session.execute(
+        update(CursorRow)
+        .where(CursorRow.name == MATCHER)
+        .values(tx=resolver.tx, seq=resolver.seq, updated_at=ctx.clock.now())
+    )
+
+
+def _index(
+    session: Session, records: list[dict[str, object]], config: MatchConfig, *, replace_all: bool
+) -> set[str]:
+    """Store the records' blocking keys (replacing what they had); returns the keys."""
+    frame = prepare(records, config)
+    ids = [str(r["unique_id"]) for r in records]
+    if replace_all:
+        session.execute(delete(MatchKeyRow))
+    else:
+        for start in range(0, len(ids), 400):
+            session.execute(
+                delete(MatchKeyRow).where(MatchKeyRow.record_id.in_(ids[start : start + 400]))
+            )
+    rows: dict[tuple[str, str], dict[str, str]] = {}
+    for row in frame.to_dict("records"):
+        for rule in config.blocking.predict:
+            values = [row.get(feature) for feature in rule]
+            if any(v is None or v != v or v == "" for v in values):  # v != v: pandas' NA
+                continue
+            key = ("+".join(rule) + "=" + "|".join(str(v) for v in values))[:400]
+            record_id = str(row["unique_id"])
+            rows[(key, record_id)] = {
+                "key": key,
+                "record_id": record_id,
+                "profile_id": profile_of_record(record_id),
+            }
+    if rows:
+        session.execute(insert(MatchKeyRow), list(rows.values()))
+    return {key for key, _ in rows}
 
 
 def link(
@@ -356,3 +422,76 @@ def decide_review(
     row.decided_at, row.decided_by, row.note = ctx.clock.now(), ctx.user_id, (note or "")[:500]
     session.flush()
     return Review.model_validate(row)
+
+
+class MatchConsumer:
+    """Incremental matching: a profile whose traits changed is scored, with the trained
+    model, against the records that share a blocking key with it, as its events arrive; a
+    steward does not wait for the next batch run. Does nothing until a model is trained."""
+
+    name = MATCHER
+
+    def __init__(self, config: MatchConfig | None = None) -> None:
+        self._config = config
+
+    @property
+    def config(self) -> MatchConfig:
+        if self._config is None:
+            self._config = load_config(CONFIG_PATH)
+        return self._config
+
+    def handle(self, session: Session, events: Sequence[LoggedEvent]) -> None:
+        from oneloop.identity.service import active_rules
+
+        model = active_model(session)
+        if model is None or not events:
+            return
+        resolved = session.execute(
+            select(CursorRow.tx, CursorRow.seq).where(CursorRow.name == RESOLVER)
+        ).one_or_none()
+        if resolved is None or Position(*resolved) < events[-1].position:
+            raise Behind(f"{RESOLVER} has not resolved these events yet")
+        seqs = [e.seq for e in events]
+        touched = set(
+            session.scalars(
+                select(EventProfileRow.profile_id).where(
+                    EventProfileRow.seq.in_(seqs),
+                    EventProfileRow.has_traits.is_(True),
+                    EventProfileRow.profile_id.is_not(None),
+                )
+            )
+        )
+        if not touched:
+            return
+        config = self.config
+        fresh = profile_records(session, touched)
+        if not fresh:
+            return
+        keys = _index(session, fresh, config, replace_all=False)
+        near = {
+            record_id: profile_id
+            for key_part in _chunked(sorted(keys))
+            for record_id, profile_id in session.execute(
+                select(MatchKeyRow.record_id, MatchKeyRow.profile_id).where(
+                    MatchKeyRow.key.in_(key_part)
+                )
+            )
+        }
+        mine = {str(r["unique_id"]) for r in fresh}
+        others = {pid for rid, pid in near.items() if rid not in mine}
+        existing = (
+            [r for r in profile_records(session, others) if str(r["unique_id"]) in near]
+            if others
+            else []
+        )
+        ctx = system_context()
+        candidates = score_new(fresh, existing, model, config)
+        apply(session, ctx, active_rules(session), config, model, candidates)
+
+
+def _chunked(items: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(items), 400):
+        yield items[start : start + 400]
+
+
+register(MatchConsumer())

@@ -158,3 +158,32 @@ def test_the_review_queue_accepts_and_rejects(
         session, second.right_id
     )
     assert again.queued == 0
+
+
+def test_a_new_contact_is_matched_as_it_arrives(
+    engine: Engine, session: Session, ctx: Context, matched: probabilistic.MatchSummary
+) -> None:
+    """With a trained model, the worker scores a changed profile against its blocking
+    candidates at once: no batch run needed."""
+    web = profile_of(session, "user_id", "w1")
+    source = make_source(session, ctx, name="CRM 导出")[0]
+    sign_up = next(call for call in world()[0] if call["messageId"] == "w1")
+    traits = dict(sign_up["traits"])  # type: ignore[call-overload]  # a dict, as built above
+    phone = str(traits["phone"])
+    traits |= {
+        "phone": phone[:4] + str((int(phone[4]) + 1) % 10) + phone[5:],
+        "email": str(traits["email"]).replace("@qq.com", "@163.com"),
+        "crm_id": "C-NEW",
+    }
+    late = {"type": "identify", "anonymousId": "crm-new", "traits": traits,
+            "messageId": "late", "timestamp": T0.isoformat()}  # fmt: skip
+    messages, invalid = parse_batch({"batch": [late]}, T0)
+    ingest(session, source, messages, invalid, received_at=T0, origin="api", ref="test")
+    session.commit()
+    sessions = session_factory(engine)
+    matcher = probabilistic.MatchConsumer()
+    # the matcher waits for the resolver: no progress, no cursor move, no dead letter
+    assert consumers.step(sessions, matcher).processed == 0
+    consumers.drain(sessions, [ResolveConsumer(), matcher])
+    session.expire_all()
+    assert profile_of(session, "crm_id", "C-NEW") == service.current_id(session, web)

@@ -1,5 +1,6 @@
 """Identity: profiles (OneIDs), identifiers, edges, pins, merge history, events' profiles, the
-change feed, identifier rejections, rule versions, match models and the review queue.
+change feed, identifier rejections, rule versions, match models, blocking keys and the review
+queue.
 
 Revision ID: 0007
 Revises: 0006
@@ -94,6 +95,16 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_identity_identifier_profile_id"), ["profile_id"], unique=False
         )
+
+    op.create_table(
+        "identity_match_key",
+        sa.Column("key", sa.String(length=400), nullable=False),
+        sa.Column("record_id", sa.String(length=80), nullable=False),
+        sa.Column("profile_id", sa.String(length=26), nullable=False),
+        sa.PrimaryKeyConstraint("key", "record_id", name=op.f("pk_identity_match_key")),
+    )
+    with op.batch_alter_table("identity_match_key", schema=None) as batch_op:
+        batch_op.create_index("ix_identity_match_key_profile_id", ["profile_id"], unique=False)
 
     op.create_table(
         "identity_match_model",
@@ -230,6 +241,10 @@ def downgrade() -> None:
 
     op.drop_table("identity_merge")
     op.drop_table("identity_match_model")
+    with op.batch_alter_table("identity_match_key", schema=None) as batch_op:
+        batch_op.drop_index("ix_identity_match_key_profile_id")
+
+    op.drop_table("identity_match_key")
     with op.batch_alter_table("identity_identifier", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_identity_identifier_profile_id"))
 
