@@ -19,6 +19,7 @@ from oneloop.identity.schemas import (
     MatchRun,
     Pin,
     PinIn,
+    Rejection,
     Review,
     ReviewDecision,
     UnmergeIn,
@@ -101,6 +102,15 @@ def get_conflicts(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[Link]:
     return service.conflicts(session, ctx, limit=limit)
+
+
+@router.get("/identity/rejections", summary="Identifiers sources send that do not normalise")
+def get_rejections(
+    session: SessionDep,
+    ctx: AdminDep,
+    source_id: Annotated[str | None, Query(description="one source only")] = None,
+) -> list[Rejection]:
+    return service.list_rejections(session, ctx, source_id=source_id)
 
 
 @router.get("/identity/rules", summary="The identity rules in force")

@@ -173,6 +173,23 @@ def conflicts(
     console.print(table)
 
 
+@identity_app.command("rejections", epilog="Example: oneloop identity rejections --source 01J…")
+def rejections(
+    source: Annotated[str | None, typer.Option(help="one source's id")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Identifiers sources send that do not normalise (bad phones, e-mails), with examples."""
+    with reported_errors(), cli_session() as (session, ctx):
+        found = service.list_rejections(session, ctx, source_id=source)
+    if as_json:
+        print_json(found)
+        return
+    table = Table("source", "type", "reason", "count", "latest example")
+    for r in found:
+        table.add_row(r.source_id, r.type, r.reason, f"{r.count:,}", escape(r.example))
+    console.print(table)
+
+
 rules_app = typer.Typer(help="The identity rules: types, limits, priorities, blocked values.")
 identity_app.add_typer(rules_app, name="rules")
 

@@ -36,8 +36,9 @@ from oneloop.identity.models import (
     MergeRow,
     PinRow,
     ProfileRow,
+    RejectionRow,
 )
-from oneloop.identity.normalize import Normalized, normalize
+from oneloop.identity.normalize import BUILTIN_KINDS, Normalized, normalize
 from oneloop.identity.rules import Rules
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class Extracted:
     """What an event says about its person, after normalisation."""
 
     keys: list[Key]
-    rejected: list[Normalized]
+    rejected: list[tuple[Normalized, str]]  # and the raw value, as an example to fix
     has_traits: bool
 
 
@@ -68,15 +69,15 @@ def extract(event: LoggedEvent, rules: Rules, units: Mapping[str, str]) -> Extra
     """``units`` maps business unit ids to codes, for types scoped per unit."""
     scope = _app_id(event)
     keys: list[Key] = []
-    rejected: list[Normalized] = []
-    for raw_type, raw_value in event.identifiers:
+    rejected: list[tuple[Normalized, str]] = []
+    for raw_type, raw_value in [*event.identifiers, *_custom_identifiers(event, rules)]:
         kind = rules.type_of(raw_type)
         rule = rules.types.get(kind)
         if rule is None or not rule.links:
             continue
         found = normalize(kind, raw_value, scope=scope, options=rules.options, kind=rule.kind)
         if not found.ok or found.value is None:
-            rejected.append(found)
+            rejected.append((found, str(raw_value)))
             continue
         if rules.blocked_reason(kind, found.value) is not None:
             continue
@@ -88,6 +89,22 @@ def extract(event: LoggedEvent, rules: Rules, units: Mapping[str, str]) -> Extra
             keys.append(key)
     has_traits = bool(event.traits) or bool((event.context or {}).get("traits"))
     return Extracted(keys, rejected, has_traits)
+
+
+def _custom_identifiers(event: LoggedEvent, rules: Rules) -> list[tuple[str, str]]:
+    """A group's own identifier types (a loyalty card, a dealer code) arrive as traits named
+    after the type: the tracking spec only knows the common ones."""
+    custom = [code for code in rules.types if code not in BUILTIN_KINDS]
+    if not custom:
+        return []
+    found: list[tuple[str, str]] = []
+    for bag in (event.traits, (event.context or {}).get("traits")):
+        if isinstance(bag, dict):
+            for code in custom:
+                value = bag.get(code)
+                if isinstance(value, str | int) and not isinstance(value, bool):
+                    found.append((code, str(value)))
+    return found
 
 
 def _app_id(event: LoggedEvent) -> str | None:
@@ -112,7 +129,7 @@ class Changes:
     merges: int = 0
     splits: int = 0
     new_profiles: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # source, type, why
 
 
 class WorkingSet:
@@ -129,6 +146,7 @@ class WorkingSet:
         self.adjacent: dict[str, list[EdgeRow]] = defaultdict(list)
         self.edges_loaded_for: set[str] = set()
         self.changes = Changes()
+        self._rejected_example: dict[tuple[str, str, str], tuple[str, str, datetime]] = {}
 
     # --- loading -----------------------------------------------------------------------
 
@@ -252,6 +270,44 @@ class WorkingSet:
             row.first_message_id, row.first_seq = event.message_id, event.seq
             return row.status != "cut"
         return False
+
+    def reject(self, event: LoggedEvent, found: Normalized, raw: str) -> None:
+        key = (event.source_id, found.type, found.reason or "invalid")
+        self.changes.rejected[key] += 1
+        self._rejected_example[key] = (event.bu_id, raw[:200], event.timestamp)
+
+    def store_rejections(self) -> None:
+        """Count what did not normalise per source, type and reason, with the latest example."""
+        if not self.changes.rejected:
+            return
+        keys = list(self.changes.rejected)
+        stored = {
+            (r.source_id, r.type, r.reason): r
+            for r in self.session.scalars(
+                select(RejectionRow).where(
+                    tuple_(RejectionRow.source_id, RejectionRow.type, RejectionRow.reason).in_(keys)
+                )
+            )
+        }
+        for key, count in self.changes.rejected.items():
+            bu_id, example, at = self._rejected_example[key]
+            row = stored.get(key)
+            if row is None:
+                self.session.add(
+                    RejectionRow(
+                        source_id=key[0],
+                        type=key[1],
+                        reason=key[2],
+                        bu_id=bu_id,
+                        count=count,
+                        example=example,
+                        last_seen_at=at,
+                    )
+                )
+            else:
+                row.count += count
+                row.example = example
+                row.last_seen_at = max(row.last_seen_at, at)
 
     def cut(self, edge: EdgeRow, reason: str) -> None:
         """Never use this edge again; it no longer counts towards either end's degree."""
@@ -606,8 +662,8 @@ def resolve(
             for b in rows[i + 1 :]:
                 if work.evidence(a, b, event):
                     dirty.update((a.id, b.id))
-        for bad in x.rejected:
-            work.changes.rejected[f"{bad.type}:{bad.reason}"] += 1
+        for bad, raw in x.rejected:
+            work.reject(event, bad, raw)
     split = work.repartition(dirty) if dirty else set()
     session.flush()
     if split:
@@ -623,6 +679,7 @@ def resolve(
             )
         )
     work.changes.events = len(todo)
+    work.store_rejections()
     session.flush()
     return work.changes
 

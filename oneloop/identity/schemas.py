@@ -171,3 +171,16 @@ class MatchRun(BaseModel):
     queued: int
     refused: int
     model_version: str
+
+
+class Rejection(BaseModel):
+    """Identifiers a source sends that do not normalise, counted, with the latest example."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    source_id: str
+    type: str
+    reason: str = Field(description="e.g. phone_invalid, email_invalid, openid_without_app")
+    count: int
+    example: str
+    last_seen_at: datetime

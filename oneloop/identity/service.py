@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from oneloop.collect.consumers import lock_cursor
 from oneloop.core.context import Context
+from oneloop.core.db import in_tenancy
 from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
 from oneloop.identity.golden import golden_record
@@ -19,6 +20,7 @@ from oneloop.identity.models import (
     MergeRow,
     PinRow,
     ProfileRow,
+    RejectionRow,
     RulesetRow,
 )
 from oneloop.identity.normalize import normalize
@@ -32,6 +34,7 @@ from oneloop.identity.schemas import (
     Merge,
     Pin,
     PinIn,
+    Rejection,
     UnmergeIn,
     UnmergeOut,
 )
@@ -364,3 +367,18 @@ def rules_document(session: Session, ctx: Context) -> dict[str, object]:
     ctx.require("identity.read")
     row = session.scalar(select(RulesetRow).order_by(RulesetRow.id.desc()).limit(1))
     return dict(row.document) if row is not None else default_document()
+
+
+def list_rejections(
+    session: Session, ctx: Context, *, source_id: str | None = None
+) -> list[Rejection]:
+    """What each source sends that is no identifier, most frequent first: a list to fix at
+    the source. A unit's users see their unit's sources."""
+    ctx.require("identity.read")
+    query = select(RejectionRow).order_by(RejectionRow.count.desc(), RejectionRow.type)
+    if source_id is not None:
+        query = query.where(RejectionRow.source_id == source_id)
+    return [
+        Rejection.model_validate(r)
+        for r in session.scalars(in_tenancy(query, RejectionRow.bu_id, ctx))
+    ]

@@ -36,6 +36,7 @@ def resolved(engine: Engine, session: Session, ctx: Context) -> str:
         {"type": "identify", "userId": "u1", "traits": {"name": "李娜"}},
         {"type": "identify", "userId": "u1", "traits": {"mobile": "+86 138-0013-8000"}},
     )
+    batch.append({**batch[0], "messageId": "bad", "traits": {"phone": "12345", "email": "a@"}})
     for part in (batch[:2], batch[2:]):  # resolved in two steps: two profiles, then a merge
         messages, invalid = parse_batch({"batch": part}, T0)
         ingest(session, source, messages, invalid, received_at=T0, origin="api", ref="test")
@@ -122,3 +123,6 @@ def test_the_cli_explains_and_unmerges(
     )
     assert split.exit_code == 0, split.output
     assert runner.invoke(app, ["identity", "rules", "show"]).output.startswith("types:")
+    rejected = runner.invoke(app, ["identity", "rejections", "--json"])
+    found = {(r["type"], r["reason"], r["example"]) for r in orjson.loads(rejected.output)}
+    assert found == {("phone", "phone_invalid", "12345"), ("email", "email_invalid", "a@")}
