@@ -137,7 +137,7 @@ def post_match(
 ) -> MatchRun:
     summary = probabilistic.run_match(session, ctx, service.active_rules(session), retrain=retrain)
     session.commit()
-    return MatchRun.model_validate(summary, from_attributes=True)
+    return summary
 
 
 @router.get("/identity/reviews", summary="Candidate pairs waiting for a data steward")

@@ -238,7 +238,7 @@ def match(
             )
         session.commit()
     if as_json:
-        print_json(summary.__dict__)
+        print_json(summary)
         return
     console.print(
         f"{summary.records:,} profiles compared, {summary.candidates:,} candidate pairs: "

@@ -13,7 +13,6 @@ with its per-comparison weights; below, nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import delete, insert, select, update
@@ -46,7 +45,7 @@ from oneloop.identity.models import (
 )
 from oneloop.identity.resolver import RESOLVER, WorkingSet
 from oneloop.identity.rules import Rules
-from oneloop.identity.schemas import PinIn, Review
+from oneloop.identity.schemas import MatchRun, PinIn, Review
 from oneloop.identity.service import current_id, pin_apart
 
 CONFIG_PATH = Path(__file__).with_name("match_profiles.yaml")
@@ -62,16 +61,6 @@ FIELDS = {
     "company": ("company", "company.name", "company_name"),
 }
 Progress = Callable[[int, int], None]
-
-
-@dataclass
-class MatchSummary:
-    records: int
-    candidates: int
-    merged: int
-    queued: int
-    refused: int
-    model_version: str
 
 
 def profile_records(
@@ -156,7 +145,7 @@ def run_match(
     bu_id: str | None = None,
     config: MatchConfig | None = None,
     on_progress: Progress | None = None,
-) -> MatchSummary:
+) -> MatchRun:
     """Score every profile pair the blocking rules find (among the profiles that touched
     ``bu_id``, if given); merge, queue or ignore each. Training uses every profile."""
     ctx.require("identity.match")
@@ -194,7 +183,7 @@ def apply(
     config: MatchConfig,
     model: TrainedModel,
     candidates: list[Candidate],
-) -> MatchSummary:
+) -> MatchRun:
     """Decide each profile pair by its strongest record pair: merge, queue or ignore."""
     pinned = _pinned_profiles(session)
     best: dict[frozenset[str], Candidate] = {}
@@ -205,7 +194,9 @@ def apply(
             continue  # two records of one profile, or a pair a steward keeps apart
         if pair not in best or candidate.match_weight > best[pair].match_weight:
             best[pair] = candidate
-    summary = MatchSummary(0, len(best), 0, 0, 0, model.version)
+    summary = MatchRun(
+        records=0, candidates=len(best), merged=0, queued=0, refused=0, model_version=model.version
+    )
     lock_cursor(session, RESOLVER, ctx.clock)
     for pair, candidate in sorted(best.items(), key=lambda kv: -kv[1].match_weight):
         left, right = sorted(pair)

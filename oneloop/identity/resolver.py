@@ -257,10 +257,7 @@ class WorkingSet:
                 seen_count=1,
                 updated_at=self.now,
             )
-            self.session.add(row)
-            self._keep_edge(row)
-            _bump(a, self.rules.count_key(b.type, b.value), 1)
-            _bump(b, self.rules.count_key(a.type, a.value), 1)
+            self._add_edge(row, a, b)
             self.changes.new_edges += 1
             return True
         row.seen_count += 1
@@ -350,11 +347,15 @@ class WorkingSet:
             seen_count=1,
             updated_at=self.now,
         )
+        self._add_edge(row, a, b)
+        return row
+
+    def _add_edge(self, row: EdgeRow, a: IdentifierRow, b: IdentifierRow) -> None:
+        """A new edge counts towards both ends' degree (what decides a shared identifier)."""
         self.session.add(row)
         self._keep_edge(row)
         _bump(a, self.rules.count_key(b.type, b.value), 1)
         _bump(b, self.rules.count_key(a.type, a.value), 1)
-        return row
 
     # --- re-partitioning --------------------------------------------------------------------
 

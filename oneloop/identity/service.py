@@ -184,21 +184,7 @@ def explain(session: Session, ctx: Context, profile_id: str) -> IdentityExplanat
         requested_id=profile_id,
         absorbed_ids=absorbed,
         identifiers=[Identifier.model_validate(r) for r in identifiers],
-        links=[
-            Link(
-                id=e.id,
-                a=e.a_id,
-                b=e.b_id,
-                status=e.status,
-                reason=e.reason,
-                first_at=e.first_at,
-                first_message_id=e.first_message_id,
-                first_source_id=e.first_source_id,
-                seen_count=e.seen_count,
-                other_profile_id=outside.get(e.a_id) or outside.get(e.b_id),
-            )
-            for e in edges
-        ],
+        links=[_link(e, outside.get(e.a_id) or outside.get(e.b_id)) for e in edges],
         history=[Merge.model_validate(m) for m in history],
         pins=[Pin.model_validate(p) for p in pins],
     )
@@ -340,21 +326,22 @@ def conflicts(session: Session, ctx: Context, *, limit: int = 100) -> list[Link]
         .order_by(EdgeRow.updated_at.desc(), EdgeRow.id)
         .limit(limit)
     )
-    return [
-        Link(
-            id=e.id,
-            a=e.a_id,
-            b=e.b_id,
-            status=e.status,
-            reason=e.reason,
-            first_at=e.first_at,
-            first_message_id=e.first_message_id,
-            first_source_id=e.first_source_id,
-            seen_count=e.seen_count,
-            other_profile_id=None,
-        )
-        for e in rows
-    ]
+    return [_link(e, None) for e in rows]
+
+
+def _link(edge: EdgeRow, other_profile_id: str | None) -> Link:
+    return Link(
+        id=edge.id,
+        a=edge.a_id,
+        b=edge.b_id,
+        status=edge.status,
+        reason=edge.reason,
+        first_at=edge.first_at,
+        first_message_id=edge.first_message_id,
+        first_source_id=edge.first_source_id,
+        seen_count=edge.seen_count,
+        other_profile_id=other_profile_id,
+    )
 
 
 def golden(session: Session, ctx: Context, profile_id: str) -> GoldenRecord:

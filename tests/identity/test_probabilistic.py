@@ -21,7 +21,7 @@ from oneloop.identity.matching import load_config
 from oneloop.identity.models import EdgeRow, IdentifierRow, MergeRow
 from oneloop.identity.resolver import ResolveConsumer
 from oneloop.identity.rules import DEFAULT_RULES
-from oneloop.identity.schemas import PinIn, UnmergeIn
+from oneloop.identity.schemas import MatchRun, PinIn, UnmergeIn
 from tests.factories import make_group, make_source
 from tests.identity.conftest import T0, profile_of
 
@@ -86,7 +86,7 @@ def world(
 
 
 @pytest.fixture
-def matched(engine: Engine, session: Session, ctx: Context) -> probabilistic.MatchSummary:
+def matched(engine: Engine, session: Session, ctx: Context) -> MatchRun:
     make_group(session, ctx)
     web, _ = make_source(session, ctx)
     app, _ = make_source(session, ctx, name="App")
@@ -112,7 +112,7 @@ def matched(engine: Engine, session: Session, ctx: Context) -> probabilistic.Mat
 
 
 def test_matching_merges_the_crm_contacts_into_their_web_profiles(
-    session: Session, ctx: Context, matched: probabilistic.MatchSummary
+    session: Session, ctx: Context, matched: MatchRun
 ) -> None:
     assert matched.records == 600 + 134  # web and CRM records, and app records
     joined = sum(
@@ -139,7 +139,7 @@ def test_matching_merges_the_crm_contacts_into_their_web_profiles(
 
 
 def test_the_review_queue_accepts_and_rejects(
-    session: Session, ctx: Context, matched: probabilistic.MatchSummary
+    session: Session, ctx: Context, matched: MatchRun
 ) -> None:
     queued = probabilistic.list_reviews(session, ctx)
     assert len(queued) == matched.queued
@@ -161,7 +161,7 @@ def test_the_review_queue_accepts_and_rejects(
 
 
 def test_a_new_contact_is_matched_as_it_arrives(
-    engine: Engine, session: Session, ctx: Context, matched: probabilistic.MatchSummary
+    engine: Engine, session: Session, ctx: Context, matched: MatchRun
 ) -> None:
     """With a trained model, the worker scores a changed profile against its blocking
     candidates at once: no batch run needed."""
