@@ -92,7 +92,7 @@ def test_limits_refuse_a_third_identifier_of_a_unique_type(session: Session) -> 
 def test_each_unit_has_its_own_user_ids(session: Session) -> None:
     """Appliances' user 1001 and industrial's user 1001 are two accounts of two systems; one
     person with an account in each unit links through the phone both know."""
-    other = "01JBU000000000000000000OTHER"
+    other = "01JBU" + "0" * 16 + "OTHER"  # another unit's id (26 characters)
     run(
         session,
         [
