@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import or_, select, tuple_, update
+from sqlalchemy import insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from oneloop.collect.consumers import register
@@ -645,42 +645,49 @@ def resolve(
     work = WorkingSet(session, rules, now, actor)
     units = unit_codes(session)
     extracted = [extract(e, rules, units) for e in todo]
-    work.load_keys(k for x in extracted for k in x.keys)
-    pairs = []
-    for x in extracted:
-        ids = sorted(work.by_key[k].id for k in x.keys if k in work.by_key)
-        pairs.extend((a, b) for i, a in enumerate(ids) for b in ids[i + 1 :])
-    work.load_pairs(pairs)
-    dirty: set[str] = set()
-    carried: list[list[str]] = []
-    for event, x in zip(todo, extracted, strict=True):
-        rows = [work.identifier(k, event) for k in x.keys]
-        carried.append([r.id for r in rows])
-        for row in rows:
-            if not row.profile_id:
-                dirty.add(row.id)
-        for i, a in enumerate(rows):
-            for b in rows[i + 1 :]:
-                if work.evidence(a, b, event):
-                    dirty.update((a.id, b.id))
-        for bad, raw in x.rejected:
-            work.reject(event, bad, raw)
-    split = work.repartition(dirty) if dirty else set()
+    # Rows are read in bulk and written once at the end: flushing before every read would
+    # write the same rows many times over.
+    with session.no_autoflush:
+        work.load_keys(k for x in extracted for k in x.keys)
+        pairs = []
+        for x in extracted:
+            ids = sorted(work.by_key[k].id for k in x.keys if k in work.by_key)
+            pairs.extend((a, b) for i, a in enumerate(ids) for b in ids[i + 1 :])
+        work.load_pairs(pairs)
+        dirty: set[str] = set()
+        carried: list[list[str]] = []
+        for event, x in zip(todo, extracted, strict=True):
+            rows = [work.identifier(k, event) for k in x.keys]
+            carried.append([r.id for r in rows])
+            for row in rows:
+                if not row.profile_id:
+                    dirty.add(row.id)
+            for i, a in enumerate(rows):
+                for b in rows[i + 1 :]:
+                    if work.evidence(a, b, event):
+                        dirty.update((a.id, b.id))
+            for bad, raw in x.rejected:
+                work.reject(event, bad, raw)
+        split = work.repartition(dirty) if dirty else set()
+        work.store_rejections()
     session.flush()
     if split:
         work.reanchor(split)
-    for event, x, ids in zip(todo, extracted, carried, strict=True):
-        session.add(
-            EventProfileRow(
-                seq=event.seq,
-                profile_id=work.anchor(ids),
-                bu_id=event.bu_id,
-                identifiers=ids,
-                has_traits=x.has_traits,
-            )
+    if todo:
+        session.execute(
+            insert(EventProfileRow),
+            [
+                {
+                    "seq": event.seq,
+                    "profile_id": work.anchor(ids),
+                    "bu_id": event.bu_id,
+                    "identifiers": ids,
+                    "has_traits": x.has_traits,
+                }
+                for event, x, ids in zip(todo, extracted, carried, strict=True)
+            ],
         )
     work.changes.events = len(todo)
-    work.store_rejections()
     session.flush()
     return work.changes
 
