@@ -11,6 +11,8 @@ events whose profile changed.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -38,7 +40,7 @@ from oneloop.identity.models import (
     ProfileRow,
     RejectionRow,
 )
-from oneloop.identity.normalize import BUILTIN_KINDS, Normalized, normalize
+from oneloop.identity.normalize import BUILTIN_KINDS, Normalized, NormalizeOptions, normalize
 from oneloop.identity.rules import Rules
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,10 @@ def extract(event: LoggedEvent, rules: Rules, units: Mapping[str, str]) -> Extra
         if rule is None or not rule.links:
             continue
         found = normalize(kind, raw_value, scope=scope, options=rules.options, kind=rule.kind)
+        if found.reason == "phone_invalid" and (region := _region(event, rules)) is not None:
+            # a Munich customer types her number as Germans do: read it in her region
+            again = normalize(kind, raw_value, options=region, kind=rule.kind)
+            found = again if again.ok else found
         if not found.ok or found.value is None:
             rejected.append((found, str(raw_value)))
             continue
@@ -105,6 +111,23 @@ def _custom_identifiers(event: LoggedEvent, rules: Rules) -> list[tuple[str, str
                 if isinstance(value, str | int) and not isinstance(value, bool):
                     found.append((code, str(value)))
     return found
+
+
+def _region(event: LoggedEvent, rules: Rules) -> NormalizeOptions | None:
+    """The options to read a phone in the sender's own region (``context.locale`` de-DE →
+    DE), when that is not the group's default."""
+    locale = (event.context or {}).get("locale")
+    if not isinstance(locale, str):
+        return None
+    region = locale.replace("_", "-").rpartition("-")[2].upper()
+    if len(region) != 2 or not region.isalpha() or region == rules.options.default_region:
+        return None
+    return _options_for(rules.options, region)
+
+
+@functools.lru_cache(maxsize=64)
+def _options_for(options: NormalizeOptions, region: str) -> NormalizeOptions:
+    return dataclasses.replace(options, default_region=region)
 
 
 def _app_id(event: LoggedEvent) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 from hypothesis import HealthCheck, given, settings
@@ -104,6 +105,15 @@ def test_each_unit_has_its_own_user_ids(session: Session) -> None:
     )
     assert profile_of(session, "email", "a@x.cn") != profile_of(session, "email", "b@y.cn")
     assert profile_of(session, "user_id", f"{other}:7") == profile_of(session, "user_id", "2002")
+
+
+def test_a_foreign_number_is_read_in_the_senders_region(session: Session) -> None:
+    """07858 244833 is no number in China; from an en-GB browser it is a UK mobile."""
+    event = ev(1, ("phone", "07858 244833"), ("anonymous_id", "a1"))
+    uk = dataclasses.replace(event, context={"locale": "en-GB"})
+    changes = run(session, [event, dataclasses.replace(uk, seq=2, message_id="m2")])
+    assert {"phone:+447858244833", "anonymous_id:a1"} in partition(session)
+    assert sum(changes.rejected.values()) == 1  # the one without a locale
 
 
 def test_blocked_values_are_no_identifiers(session: Session) -> None:
