@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -131,10 +130,6 @@ class Rules:
 
     def type_of(self, kind: str) -> str:
         return self.aliases.get(kind, kind)
-
-    @cached_property
-    def kinds(self) -> dict[str, str]:
-        return {code: rule.kind for code, rule in self.types.items()}
 
     def blocked_reason(self, kind: str, value: str) -> str | None:
         """Why a normalised value is nobody's, or ``None``."""
