@@ -190,6 +190,20 @@ def rejections(
     console.print(table)
 
 
+@identity_app.command(
+    "rebuild", epilog="Example: oneloop identity rules set rules.yaml && oneloop identity rebuild"
+)
+def rebuild() -> None:
+    """Apply the rules in force to every profile (after `rules set`); keeps ids, logs changes."""
+    with (
+        reported_errors(),
+        cli_session() as (session, ctx),
+        progress_bar("re-partitioning profiles") as tick,
+    ):
+        out = service.rebuild(session, ctx, on_progress=tick)
+    console.print(f"{out.profiles:,} profiles: {out.merges:,} merges, {out.splits:,} splits")
+
+
 rules_app = typer.Typer(help="The identity rules: types, limits, priorities, blocked values.")
 identity_app.add_typer(rules_app, name="rules")
 

@@ -53,8 +53,12 @@ class Partition:
 
 
 def shared_reason(node: Node, degree: Mapping[str, int], rules: Rules) -> str | None:
-    """Why ``node`` must be a shared identifier, from how many distinct identifiers of each
-    limited type it has been seen with; ``None`` when it may link."""
+    """Why ``node`` must be a shared identifier: a value the rules block (added after it was
+    seen), or how many distinct identifiers of a limited type it has been seen with; ``None``
+    when it may link."""
+    blocked = rules.blocked_reason(node.type, node.value)
+    if blocked is not None:
+        return blocked
     for key, count in sorted(degree.items()):
         kind = key.partition("@")[0]
         rule = rules.types.get(kind)

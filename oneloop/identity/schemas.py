@@ -184,3 +184,9 @@ class Rejection(BaseModel):
     count: int
     example: str
     last_seen_at: datetime
+
+
+class RebuildOut(BaseModel):
+    profiles: int = Field(description="live profiles re-partitioned")
+    merges: int
+    splits: int

@@ -4,6 +4,8 @@ unmerge and do-not-merge pins. The API, the CLI and other domains call these, ne
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -34,11 +36,13 @@ from oneloop.identity.schemas import (
     Merge,
     Pin,
     PinIn,
+    RebuildOut,
     Rejection,
     UnmergeIn,
     UnmergeOut,
 )
 
+REBUILD_CHUNK = 500  # profiles re-partitioned per transaction
 _PARSED: dict[str, Rules] = {}  # ruleset row id → parsed rules; rows never change
 
 
@@ -369,3 +373,35 @@ def list_rejections(
         Rejection.model_validate(r)
         for r in session.scalars(in_tenancy(query, RejectionRow.bu_id, ctx))
     ]
+
+
+def rebuild(
+    session: Session, ctx: Context, *, on_progress: Callable[[int, int], None] | None = None
+) -> RebuildOut:
+    """Partition every profile again under the rules in force: new limits, priorities and
+    blocked values apply to the past, every change is recorded like any other (with the rule
+    that caused it), and profile ids are kept wherever a profile survives. A change of an
+    identifier's kind or scope changes stored values: that needs the log resolved again.
+    Commits per chunk, so a long rebuild holds no lock for long and can be re-run."""
+    ctx.require("identity.rules.write")
+    rules = active_rules(session)
+    profiles = list(session.scalars(select(ProfileRow.id).where(ProfileRow.merged_into.is_(None))))
+    out = RebuildOut(profiles=len(profiles), merges=0, splits=0)
+    for start in range(0, len(profiles), REBUILD_CHUNK):
+        lock_cursor(session, RESOLVER, ctx.clock)
+        chunk = profiles[start : start + REBUILD_CHUNK]
+        work = WorkingSet(session, rules, ctx.clock.now(), actor=ctx.user_id)
+        members = [r.id for r in work.load_profiles(chunk)]
+        if members:
+            split = work.repartition(
+                members, rule=f"rules {rules.version} applied by {ctx.user_id}"
+            )
+            session.flush()
+            if split:
+                work.reanchor(split)
+        out.merges += work.changes.merges
+        out.splits += work.changes.splits
+        session.commit()
+        if on_progress is not None:
+            on_progress(min(start + REBUILD_CHUNK, len(profiles)), len(profiles))
+    return out

@@ -15,6 +15,7 @@ from oneloop.core.context import Context
 from oneloop.core.errors import ValidationFailed
 from oneloop.identity import service
 from oneloop.identity.rules import DEFAULT_RULES, default_document, load_yaml, parse
+from tests.identity.conftest import ev, profile_of, run
 
 
 def paths(exc: pytest.ExceptionInfo[ValidationFailed]) -> dict[tuple[object, ...], str]:
@@ -91,3 +92,32 @@ def test_rules_set_refuses_a_bad_file_and_stores_a_good_one(
     good.write_text(yaml.safe_dump(default_document(), allow_unicode=True), encoding="utf-8")
     stored = runner.invoke(app, ["identity", "rules", "set", str(good)])
     assert stored.exit_code == 0 and DEFAULT_RULES.version in stored.output
+
+
+def test_rebuild_applies_new_rules_to_the_past(session: Session, ctx: Context) -> None:
+    """A steward lowers the e-mail limit and blocks the office switchboard: rebuild splits
+    the profiles that now break the rules, records why, and keeps the surviving ids."""
+    run(
+        session,
+        [
+            ev(1, ("user_id", "u1"), ("email", "a@x.cn"), ("email", "b@x.cn")),
+            ev(2, ("crm_id", "C1"), ("phone", "021-6888 0000"), ("email", "c@x.cn")),
+            ev(3, ("crm_id", "C1"), ("anonymous_id", "a9")),
+        ],
+    )
+    user = profile_of(session, "user_id", "u1")
+    session.commit()
+    document = default_document()
+    document["types"]["email"]["limit"] = 1  # type: ignore[index]
+    document["blocked"]["phone"].append("+86 21 6888 0000")  # type: ignore[index]
+    service.set_rules(session, ctx, document)
+    out = service.rebuild(session, ctx)
+    assert out.splits >= 2
+    assert profile_of(session, "user_id", "u1") == user
+    assert profile_of(session, "email", "a@x.cn") != profile_of(session, "email", "b@x.cn")
+    assert profile_of(session, "phone", "+862168880000") != profile_of(session, "crm_id", "C1")
+    assert profile_of(session, "anonymous_id", "a9") == profile_of(session, "crm_id", "C1")
+    history = service.explain(session, ctx, user).history
+    assert any(m.kind == "split" and "applied by" in m.rule for m in history)
+    again = service.rebuild(session, ctx)
+    assert (again.merges, again.splits) == (0, 0)
