@@ -1,9 +1,10 @@
 """Probabilistic matching of profiles the deterministic graph could not link.
 
-Each profile becomes one record (name, phone, e-mail, birth date, city, address, company:
-its non-shared identifiers and the latest traits its events carried). The matcher
+Each profile becomes one record per source that described it (name, phone, e-mail, birth
+date, city, address, company: the latest traits that source's events carried). The matcher
 (``matching.py``, Splink) trains on the tenant's own records, scores the pairs its blocking
-rules find, and each pair is decided by the thresholds of ``match_profiles.yaml``: above
+rules find, and each profile pair is decided by its strongest record pair against the
+thresholds of ``match_profiles.yaml``: above
 auto-merge, a ``match`` edge joins the two profiles' strongest identifiers and the graph is
 partitioned again, so limits and do-not-merge pins still hold and the merge is explained and
 reversible like any other; between review and auto-merge, the pair waits in the review queue
