@@ -38,16 +38,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import pandas as pd
 import yaml
 from pydantic import ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 from pydantic import dataclasses as pdc
-from pypinyin import lazy_pinyin
 
 from oneloop.core.clock import Clock, SystemClock
 from oneloop.core.errors import FieldError, OneLoopError, ValidationFailed
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pandas, pypinyin and Splink load on first use: every `oneloop` command
+    # imports this module (through the CLI), and only matching needs them
+    import pandas as pd
     from splink import Linker, SettingsCreator
     from splink.internals.database_api import DatabaseAPISubClass
     from splink.internals.splink_dataframe import SplinkDataFrame
@@ -309,6 +309,8 @@ def _han_name_words(run: str) -> list[str]:
 
 
 def _syllables(han: str) -> str:
+    from pypinyin import lazy_pinyin
+
     return "".join(lazy_pinyin(han)).replace("v", "u")  # ü: 吕 'lv' and passport 'Lu' agree
 
 
@@ -359,6 +361,8 @@ _TRANSFORMS = {
 
 
 def _as_text(value: object) -> str | None:
+    import pandas as pd
+
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return None
     if isinstance(value, datetime):
@@ -379,6 +383,8 @@ def prepare(records: Iterable[Mapping[str, object]], config: MatchConfig) -> pd.
 
     Raw columns stop here: nothing but normalised features reaches the matcher.
     """
+    import pandas as pd
+
     rows: list[dict[str, str | None]] = []
     seen: set[str] = set()
     for i, record in enumerate(records):
@@ -673,6 +679,8 @@ def score_new(
     profiles are not re-scored: the nightly batch owns those. Term frequencies come from
     existing and new records together, as a batch run over both would see them.
     """
+    import pandas as pd
+
     new = prepare(new_records, config)
     existing = prepare(existing_records, config)
     existing = existing[~existing["unique_id"].isin(new["unique_id"])]
