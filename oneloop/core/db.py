@@ -10,7 +10,7 @@ reported as ``Unavailable`` (HTTP 503 with Retry-After), never as a client error
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,6 +116,16 @@ def in_tenancy(query: SelectT, bu_column: ColumnElement[str], ctx: Context) -> S
     """The caller's business unit only, unless the context is group-wide: tenancy is put into
     the query itself, so a forgotten check cannot leak another unit's rows."""
     return query if ctx.is_group_wide else query.where(bu_column == ctx.bu_id)
+
+
+T = TypeVar("T")
+IN_CHUNK = 400  # values per IN (...): far below SQLite's 32,766 and PostgreSQL's 65,535 params
+
+
+def in_chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    """Slices of ``items`` small enough for one ``IN (...)`` on either database."""
+    for start in range(0, len(items), IN_CHUNK):
+        yield items[start : start + IN_CHUNK]
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -13,7 +13,7 @@ with its per-comparison weights; below, nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 from sqlalchemy import delete, insert, select, update
@@ -23,6 +23,7 @@ from oneloop.collect.consumers import Behind, lock_cursor, register
 from oneloop.collect.log import LoggedEvent, Position
 from oneloop.collect.models import CursorRow, EventRow
 from oneloop.core.context import Context, system_context
+from oneloop.core.db import in_chunks
 from oneloop.core.errors import Conflict, NotFound
 from oneloop.core.ids import new_id
 from oneloop.identity.matching import (
@@ -47,7 +48,7 @@ from oneloop.identity.models import (
 from oneloop.identity.resolver import RESOLVER, WorkingSet
 from oneloop.identity.rules import Rules
 from oneloop.identity.schemas import MatchRun, PinIn, Review
-from oneloop.identity.service import current_id, pin_apart
+from oneloop.identity.service import active_rules, current_id, pin_apart
 
 CONFIG_PATH = Path(__file__).with_name("match_profiles.yaml")
 MATCHER = "identity.match"
@@ -83,13 +84,20 @@ def profile_records(
         .where(EventProfileRow.has_traits.is_(True), EventProfileRow.profile_id.is_not(None))
         .order_by(EventProfileRow.seq)
     )
-    if profile_ids is not None:
-        traits = traits.where(EventProfileRow.profile_id.in_(list(profile_ids)))
-    for profile_id, source_id, kind, bag, context in session.execute(traits):
-        found = _fields(bag if kind == "identify" else (context or {}).get("traits"))
-        if found:
-            key = (profile_id, source_id)
-            records.setdefault(key, {"unique_id": f"{profile_id}|{source_id}"}).update(found)
+    queries = (
+        [traits]
+        if profile_ids is None
+        else [
+            traits.where(EventProfileRow.profile_id.in_(part))
+            for part in in_chunks(list(profile_ids))
+        ]
+    )
+    for query in queries:
+        for profile_id, source_id, kind, bag, context in session.execute(query):
+            found = _fields(bag if kind == "identify" else (context or {}).get("traits"))
+            if found:
+                key = (profile_id, source_id)
+                records.setdefault(key, {"unique_id": f"{profile_id}|{source_id}"}).update(found)
     return list(records.values())
 
 
@@ -243,10 +251,8 @@ def _index(
     if replace_all:
         session.execute(delete(MatchKeyRow))
     else:
-        for start in range(0, len(ids), 400):
-            session.execute(
-                delete(MatchKeyRow).where(MatchKeyRow.record_id.in_(ids[start : start + 400]))
-            )
+        for part in in_chunks(ids):
+            session.execute(delete(MatchKeyRow).where(MatchKeyRow.record_id.in_(part)))
     rows: dict[tuple[str, str], dict[str, str]] = {}
     for row in frame.to_dict("records"):
         for rule in config.blocking.predict:
@@ -302,16 +308,14 @@ def link(
 
 def _pinned_profiles(session: Session) -> set[frozenset[str]]:
     pins = list(session.execute(select(PinRow.a_id, PinRow.b_id)))
-    ids = {i for pair in pins for i in pair}
-    profile_of = (
-        dict(
-            session.execute(
-                select(IdentifierRow.id, IdentifierRow.profile_id).where(IdentifierRow.id.in_(ids))
-            ).all()
+    ids = sorted({i for pair in pins for i in pair})
+    profile_of = {
+        identifier: profile
+        for part in in_chunks(ids)
+        for identifier, profile in session.execute(
+            select(IdentifierRow.id, IdentifierRow.profile_id).where(IdentifierRow.id.in_(part))
         )
-        if ids
-        else {}
-    )
+    }
     return {
         frozenset((profile_of[a], profile_of[b]))
         for a, b in pins
@@ -433,8 +437,6 @@ class MatchConsumer:
         return self._config
 
     def handle(self, session: Session, events: Sequence[LoggedEvent]) -> None:
-        from oneloop.identity.service import active_rules
-
         model = active_model(session)
         if model is None or not events:
             return
@@ -462,7 +464,7 @@ class MatchConsumer:
         keys = _index(session, fresh, config, replace_all=False)
         near = {
             record_id: profile_id
-            for key_part in _chunked(sorted(keys))
+            for key_part in in_chunks(sorted(keys))
             for record_id, profile_id in session.execute(
                 select(MatchKeyRow.record_id, MatchKeyRow.profile_id).where(
                     MatchKeyRow.key.in_(key_part)
@@ -479,11 +481,6 @@ class MatchConsumer:
         ctx = system_context()
         candidates = score_new(fresh, existing, model, config)
         apply(session, ctx, active_rules(session), config, model, candidates)
-
-
-def _chunked(items: list[str]) -> Iterator[list[str]]:
-    for start in range(0, len(items), 400):
-        yield items[start : start + 400]
 
 
 register(MatchConsumer())

@@ -18,7 +18,6 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
 
 from sqlalchemy import insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
@@ -27,6 +26,7 @@ from oneloop.collect.consumers import register
 from oneloop.collect.log import LoggedEvent
 from oneloop.core.clock import SystemClock
 from oneloop.core.context import system_context
+from oneloop.core.db import in_chunks
 from oneloop.core.ids import new_id
 from oneloop.governance import service as governance
 from oneloop.identity import graph
@@ -44,9 +44,7 @@ from oneloop.identity.normalize import BUILTIN_KINDS, Normalized, NormalizeOptio
 from oneloop.identity.rules import Rules
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
-CHUNK = 400  # bound parameters per IN (SQLite allows 32,766; PostgreSQL 65,535)
 MAX_PER_EVENT = 12  # identifiers per event taken into the graph; more is a sender's bug
 RESOLVER = "identity.resolve"  # the consumer's name: its cursor row is the graph's write lock
 APP_ID_KEYS = ("wechat_appid", "wechat_app_id", "appid", "app_id")
@@ -175,7 +173,7 @@ class WorkingSet:
 
     def load_keys(self, keys: Iterable[Key]) -> None:
         wanted = [k for k in set(keys) if k not in self.by_key]
-        for part in _chunks(wanted):
+        for part in in_chunks(wanted):
             rows = self.session.scalars(
                 select(IdentifierRow).where(
                     tuple_(IdentifierRow.type, IdentifierRow.value).in_(
@@ -188,7 +186,7 @@ class WorkingSet:
 
     def load_profiles(self, profile_ids: Iterable[str]) -> list[IdentifierRow]:
         found: list[IdentifierRow] = []
-        for part in _chunks(list(set(profile_ids))):
+        for part in in_chunks(list(set(profile_ids))):
             for row in self.session.scalars(
                 select(IdentifierRow).where(IdentifierRow.profile_id.in_(part))
             ):
@@ -197,7 +195,7 @@ class WorkingSet:
 
     def load_ids(self, ids: Iterable[str]) -> None:
         wanted = [i for i in set(ids) if i not in self.by_id]
-        for part in _chunks(wanted):
+        for part in in_chunks(wanted):
             for row in self.session.scalars(
                 select(IdentifierRow).where(IdentifierRow.id.in_(part))
             ):
@@ -205,16 +203,13 @@ class WorkingSet:
 
     def load_edges_of(self, ids: Iterable[str]) -> None:
         wanted = [i for i in set(ids) if i not in self.edges_loaded_for]
-        for part in _chunks(wanted):
-            for row in self.session.scalars(
-                select(EdgeRow).where(or_(EdgeRow.a_id.in_(part), EdgeRow.b_id.in_(part)))
-            ):
-                self._keep_edge(row)
+        for row in edges_of(self.session, wanted):
+            self._keep_edge(row)
         self.edges_loaded_for.update(wanted)
 
     def load_pairs(self, pairs: Iterable[tuple[str, str]]) -> None:
         wanted = [p for p in set(pairs) if p not in self.edges]
-        for part in _chunks(wanted):
+        for part in in_chunks(wanted):
             for row in self.session.scalars(
                 select(EdgeRow).where(tuple_(EdgeRow.a_id, EdgeRow.b_id).in_(part))
             ):
@@ -444,7 +439,7 @@ class WorkingSet:
 
     def _pins(self, ids: set[str]) -> list[tuple[str, str]]:
         found: list[tuple[str, str]] = []
-        for part in _chunks(list(ids)):
+        for part in in_chunks(list(ids)):
             rows = self.session.execute(
                 select(PinRow.a_id, PinRow.b_id).where(
                     or_(PinRow.a_id.in_(part), PinRow.b_id.in_(part))
@@ -641,7 +636,7 @@ class WorkingSet:
 
     def reanchor(self, profile_ids: Iterable[str]) -> None:
         """Events of split profiles go where their strongest identifier went."""
-        for part in _chunks(list(profile_ids)):
+        for part in in_chunks(list(profile_ids)):
             events = list(
                 self.session.scalars(
                     select(EventProfileRow).where(EventProfileRow.profile_id.in_(part))
@@ -715,6 +710,14 @@ def resolve(
     return work.changes
 
 
+def edges_of(session: Session, ids: Sequence[str]) -> Iterator[EdgeRow]:
+    """Every edge with an end among ``ids`` (an edge between two of them may come twice)."""
+    for part in in_chunks(ids):
+        yield from session.scalars(
+            select(EdgeRow).where(or_(EdgeRow.a_id.in_(part), EdgeRow.b_id.in_(part)))
+        )
+
+
 def unit_codes(session: Session) -> dict[str, str]:
     """Business unit id → code (a handful of rows, read once per step)."""
     return {u.id: u.code for u in governance.list_business_units(session, system_context())}
@@ -722,7 +725,7 @@ def unit_codes(session: Session) -> dict[str, str]:
 
 def _already_resolved(session: Session, seqs: list[int]) -> set[int]:
     found: set[int] = set()
-    for part in _chunks(seqs):
+    for part in in_chunks(seqs):
         found.update(
             session.scalars(select(EventProfileRow.seq).where(EventProfileRow.seq.in_(part)))
         )
@@ -735,11 +738,6 @@ def _bump(row: IdentifierRow, kind: str, by: int) -> None:
     row.degree = degree  # a new dict, so the ORM sees the JSON change
 
 
-def _chunks(items: list[T]) -> Iterator[list[T]]:
-    for start in range(0, len(items), CHUNK):
-        yield items[start : start + CHUNK]
-
-
 class ResolveConsumer:
     """Resolution as a consumer of the log: in order, once per event, in the step's
     transaction, so a crash between the graph writes and the cursor leaves neither."""
@@ -747,7 +745,7 @@ class ResolveConsumer:
     name = RESOLVER
 
     def handle(self, session: Session, events: Sequence[LoggedEvent]) -> None:
-        from oneloop.identity.service import active_rules
+        from oneloop.identity.service import active_rules  # service builds on this module
 
         resolve(session, events, active_rules(session), now=SystemClock().now())
 

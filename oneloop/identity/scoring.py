@@ -20,11 +20,11 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from oneloop.collect.models import EventRow
+from oneloop.core.db import in_chunks
 from oneloop.identity.models import EventProfileRow, IdentifierRow
 from oneloop.identity.normalize import normalize
 from oneloop.identity.rules import Rules
 
-CHUNK = 400
 # File records carry no messageId in the truth; the demo mappings give each an anonymous id.
 RECORD_ANONYMOUS_ID = {"pos/orders.csv": "order:", "service/tickets.csv": "ticket:"}
 TRUTH_TYPES = {"ticket_no": ("anonymous_id", "ticket:")}
@@ -156,11 +156,11 @@ def record_keys(
 def _event_profiles(session: Session, message_ids: list[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     ids = list(set(message_ids))
-    for start in range(0, len(ids), CHUNK):
+    for part in in_chunks(ids):
         rows = session.execute(
             select(EventRow.message_id, EventProfileRow.profile_id)
             .join(EventProfileRow, EventProfileRow.seq == EventRow.seq)
-            .where(EventRow.message_id.in_(ids[start : start + CHUNK]))
+            .where(EventRow.message_id.in_(part))
         )
         for message_id, profile_id in rows:
             if profile_id:
@@ -174,10 +174,10 @@ def _identifier_profiles(
     """Profiles of identifiers that link (a shared one is nobody's in particular)."""
     found: dict[tuple[str, str], str] = {}
     wanted = list(keys)
-    for start in range(0, len(wanted), CHUNK):
+    for part in in_chunks(wanted):
         rows = session.execute(
             select(IdentifierRow.type, IdentifierRow.value, IdentifierRow.profile_id).where(
-                tuple_(IdentifierRow.type, IdentifierRow.value).in_(wanted[start : start + CHUNK]),
+                tuple_(IdentifierRow.type, IdentifierRow.value).in_(part),
                 IdentifierRow.shared_reason.is_(None),
             )
         )

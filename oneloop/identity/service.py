@@ -26,7 +26,7 @@ from oneloop.identity.models import (
     RulesetRow,
 )
 from oneloop.identity.normalize import normalize
-from oneloop.identity.resolver import RESOLVER, WorkingSet, unit_codes
+from oneloop.identity.resolver import RESOLVER, WorkingSet, edges_of, unit_codes
 from oneloop.identity.rules import DEFAULT_RULES, Rules, default_document, parse
 from oneloop.identity.schemas import (
     GoldenRecord,
@@ -165,7 +165,9 @@ def explain(session: Session, ctx: Context, profile_id: str) -> IdentityExplanat
         )
     )
     ids = {row.id for row in identifiers}
-    edges = _edges_of(session, ids)
+    edges = sorted(
+        {e.id: e for e in edges_of(session, list(ids))}.values(), key=lambda e: (e.first_at, e.id)
+    )
     others = {e.a_id for e in edges} | {e.b_id for e in edges}
     outside = dict(
         session.execute(
@@ -205,18 +207,6 @@ def _absorbed(session: Session, profile_id: str) -> list[str]:
         found.extend(rows)
         frontier = rows
     return found
-
-
-def _edges_of(session: Session, ids: set[str]) -> list[EdgeRow]:
-    found: dict[str, EdgeRow] = {}
-    wanted = list(ids)
-    for start in range(0, len(wanted), 400):
-        part = wanted[start : start + 400]
-        for row in session.scalars(
-            select(EdgeRow).where(or_(EdgeRow.a_id.in_(part), EdgeRow.b_id.in_(part)))
-        ):
-            found[row.id] = row
-    return sorted(found.values(), key=lambda e: (e.first_at, e.id))
 
 
 # --- unmerge and pins -----------------------------------------------------------------------
