@@ -121,9 +121,19 @@ def _fields(bag: object) -> dict[str, object]:
     return found
 
 
+_MODELS: dict[str, TrainedModel] = {}  # model row id → parsed model; rows never change
+
+
 def active_model(session: Session) -> TrainedModel | None:
-    row = session.scalar(select(MatchModelRow).order_by(MatchModelRow.id.desc()).limit(1))
-    return TrainedModel.from_json(row.document) if row is not None else None
+    """The newest trained model; parsed once per process, since the incremental matcher
+    asks on every batch."""
+    row_id = session.scalar(select(MatchModelRow.id).order_by(MatchModelRow.id.desc()).limit(1))
+    if row_id is None:
+        return None
+    if row_id not in _MODELS:
+        document = session.scalar(select(MatchModelRow.document).where(MatchModelRow.id == row_id))
+        _MODELS[row_id] = TrainedModel.from_json(document or "")
+    return _MODELS[row_id]
 
 
 def train_model(

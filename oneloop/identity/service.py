@@ -222,10 +222,9 @@ def unmerge(session: Session, ctx: Context, profile_id: str, data: UnmergeIn) ->
     ctx.require("identity.unmerge")
     current = get_profile_id(session, ctx, profile_id)
     lock_cursor(session, RESOLVER, ctx.clock)
-    members = {
-        row.id: row
-        for row in session.scalars(select(IdentifierRow).where(IdentifierRow.profile_id == current))
-    }
+    rules = active_rules(session)
+    work = WorkingSet(session, rules, ctx.clock.now(), actor=ctx.user_id)
+    members = {row.id: row for row in work.load_profiles([current])}
     merge: MergeRow | None = None
     if data.merge_id is not None:
         merge = session.get(MergeRow, data.merge_id)
@@ -236,9 +235,7 @@ def unmerge(session: Session, ctx: Context, profile_id: str, data: UnmergeIn) ->
         leaving = set(merge.identifiers) & set(members)
     else:
         assert data.identifier is not None
-        kind, value = identifier_key(
-            session, active_rules(session), data.identifier.type, data.identifier.value
-        )
+        kind, value = identifier_key(session, rules, data.identifier.type, data.identifier.value)
         leaving = {i for i, row in members.items() if row.type == kind and row.value == value}
     if not leaving or leaving == set(members):
         raise Conflict(
@@ -247,9 +244,6 @@ def unmerge(session: Session, ctx: Context, profile_id: str, data: UnmergeIn) ->
             profile_id=current,
         )
     staying = set(members) - leaving
-    rules = active_rules(session)
-    work = WorkingSet(session, rules, ctx.clock.now(), actor=ctx.user_id)
-    work.load_ids(members)
     work.load_edges_of(members)
     why = f"unmerged by {ctx.user_id}: {data.reason}"
     cut = 0
