@@ -40,7 +40,7 @@ from oneloop.identity.models import (
     ProfileRow,
     RejectionRow,
 )
-from oneloop.identity.normalize import BUILTIN_KINDS, Normalized, NormalizeOptions, normalize
+from oneloop.identity.normalize import BUILTIN_KINDS, Normalized, NormalizeOptions
 from oneloop.identity.rules import Rules
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class Extracted:
 
 def extract(event: LoggedEvent, rules: Rules, units: Mapping[str, str]) -> Extracted:
     """``units`` maps business unit ids to codes, for types scoped per unit."""
-    scope = _app_id(event)
+    app = _app_id(event)
     keys: list[Key] = []
     rejected: list[tuple[Normalized, str]] = []
     for raw_type, raw_value in [*event.identifiers, *_custom_identifiers(event, rules)]:
@@ -75,20 +75,18 @@ def extract(event: LoggedEvent, rules: Rules, units: Mapping[str, str]) -> Extra
         rule = rules.types.get(kind)
         if rule is None or not rule.links:
             continue
-        found = normalize(kind, raw_value, scope=scope, options=rules.options, kind=rule.kind)
+        unit = units.get(event.bu_id, event.bu_id)
+        found = rules.read(kind, raw_value, unit=unit, app=app)
         if found.reason == "phone_invalid" and (region := _region(event, rules)) is not None:
             # a Munich customer types her number as Germans do: read it in her region
-            again = normalize(kind, raw_value, options=region, kind=rule.kind)
+            again = rules.read(kind, raw_value, unit=unit, options=region)
             found = again if again.ok else found
         if not found.ok or found.value is None:
             rejected.append((found, str(raw_value)))
             continue
         if rules.blocked_reason(kind, found.value) is not None:
             continue
-        value = found.value
-        if rule.scope == "business_unit":
-            value = f"{units.get(event.bu_id, event.bu_id)}:{value}"
-        key = Key(kind, value)
+        key = Key(kind, found.value)
         if key not in keys and len(keys) < MAX_PER_EVENT:
             keys.append(key)
     has_traits = bool(event.traits) or bool((event.context or {}).get("traits"))

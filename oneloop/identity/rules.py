@@ -9,6 +9,7 @@ is kept; the newest one is in force.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from oneloop.core.errors import FieldError, ValidationFailed
-from oneloop.identity.normalize import KINDS, NormalizeOptions, normalize
+from oneloop.identity.normalize import KINDS, Normalized, NormalizeOptions, normalize
 
 DEFAULT_PATH = Path(__file__).with_name("rules.yaml")
 UNRANKED = 1_000
@@ -131,8 +132,34 @@ class Rules:
     def type_of(self, kind: str) -> str:
         return self.aliases.get(kind, kind)
 
+    def read(
+        self,
+        kind: str,
+        raw: object,
+        *,
+        unit: str | None = None,
+        app: str | None = None,
+        options: NormalizeOptions | None = None,
+    ) -> Normalized:
+        """An identifier as the graph stores it: normalised by its type's kind and, for a type
+        scoped per business unit, prefixed with the unit's code (``appliances:79723943``).
+        ``app`` is the WeChat app an openid belongs to; ``options`` overrides the rules' own
+        (a sender's region). A refusal says why in ``reason``."""
+        rule = self.types.get(kind)
+        if rule is None:
+            return Normalized(kind, None, "unknown_type", f"{kind!r} is no identifier type here")
+        found = normalize(kind, raw, scope=app, options=options or self.options, kind=rule.kind)
+        if rule.scope != "business_unit" or not found.ok:
+            return found
+        if not unit:
+            return Normalized(kind, None, "no_business_unit", f"{kind} is kept per business unit")
+        return dataclasses.replace(found, value=f"{unit}:{found.value}")
+
     def blocked_reason(self, kind: str, value: str) -> str | None:
-        """Why a normalised value is nobody's, or ``None``."""
+        """Why a stored value is nobody's, or ``None``."""
+        rule = self.types.get(kind)
+        if rule is not None and rule.scope == "business_unit":
+            value = value.partition(":")[2]  # the list names values, whichever unit saw them
         if (kind, value) in self.blocked:
             return "blocked value"
         for pattern in self.blocked_patterns.get(kind, ()):

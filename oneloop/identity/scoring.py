@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session
 from oneloop.collect.models import EventRow
 from oneloop.core.db import in_chunks
 from oneloop.identity.models import EventProfileRow, IdentifierRow
-from oneloop.identity.normalize import normalize
 from oneloop.identity.rules import Rules
 
 # File records carry no messageId in the truth; the demo mappings give each an anonymous id.
@@ -133,6 +132,7 @@ def record_keys(
 ) -> list[tuple[str, str]]:
     """A record's identifiers, normalised as the resolver reads them, strongest first."""
     found: list[tuple[str, str]] = []
+    unit = source.removeprefix("events/").removesuffix(".jsonl")  # event files: by their unit
     prefix = RECORD_ANONYMOUS_ID.get(source)
     raw = [*identifiers, *([("anonymous_id", prefix + key)] if prefix else [])]
     for kind, value in raw:
@@ -142,13 +142,8 @@ def record_keys(
         rule = rules.types.get(kind)
         if rule is None or not rule.links:
             continue
-        normal = normalize(kind, value, options=rules.options, kind=rule.kind)
-        if not normal.ok or not normal.value:
-            continue
-        if rule.scope == "business_unit":  # the demo's event files are named by their unit
-            unit = source.removeprefix("events/").removesuffix(".jsonl")
-            found.append((kind, f"{unit}:{normal.value}"))
-        else:
+        normal = rules.read(kind, value, unit=unit)
+        if normal.ok and normal.value:
             found.append((kind, normal.value))
     return sorted(found, key=lambda k: rules.priority(k[0]))
 

@@ -25,7 +25,6 @@ from oneloop.identity.models import (
     RejectionRow,
     RulesetRow,
 )
-from oneloop.identity.normalize import normalize
 from oneloop.identity.resolver import RESOLVER, WorkingSet, edges_of, unit_codes
 from oneloop.identity.rules import DEFAULT_RULES, Rules, default_document, parse
 from oneloop.identity.schemas import (
@@ -134,7 +133,7 @@ def identifier_key(session: Session, rules: Rules, kind: str, raw: str) -> tuple
             "unknown identifier type",
             [FieldError(("type",), f"{kind!r} is not one of {', '.join(sorted(rules.types))}")],
         )
-    prefix = ""
+    code = None
     if rule.scope == "business_unit":
         code, sep, raw = raw.partition(":")
         if not sep or code not in set(unit_codes(session).values()):
@@ -143,14 +142,13 @@ def identifier_key(session: Session, rules: Rules, kind: str, raw: str) -> tuple
                 "the identifier needs its business unit",
                 [FieldError(("value",), f"{kind} is kept per business unit: write {example}")],
             )
-        prefix = f"{code}:"
-    found = normalize(kind, raw, options=rules.options, kind=rule.kind)
+    found = rules.read(kind, raw, unit=code)
     if not found.ok or found.value is None:
         raise ValidationFailed(
             "the identifier is not valid",
             [FieldError(("value",), f"{found.reason}: {found.detail or raw}")],
         )
-    return kind, prefix + found.value
+    return kind, found.value
 
 
 def explain(session: Session, ctx: Context, profile_id: str) -> IdentityExplanation:
