@@ -17,10 +17,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from oneloop.core.db import Base, UTCDateTime
+from oneloop.core.db import Base, Json, LogPosition, UTCDateTime
 from oneloop.core.ids import ID_LENGTH
 
 
@@ -58,12 +57,6 @@ class WriteKeyRow(Base):
     prefix: Mapped[str] = mapped_column(String(12))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(timezone=True))
-
-
-# SQLite only makes INTEGER PRIMARY KEY the rowid (an append-only B-tree); PostgreSQL wants a
-# 64-bit sequence for a log that outlives 2^31 events.
-LogPosition = BigInteger().with_variant(Integer, "sqlite")
-Json = JSON().with_variant(JSONB(), "postgresql")
 
 
 class EventRow(Base):

@@ -17,7 +17,19 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import ColumnElement, DateTime, Engine, MetaData, Select, create_engine, event
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    Select,
+    create_engine,
+    event,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -48,6 +60,13 @@ SQLITE_SYNCHRONOUS = {
     "FULL": "PRAGMA synchronous=FULL",
     "EXTRA": "PRAGMA synchronous=EXTRA",
 }
+
+
+# SQLite only makes INTEGER PRIMARY KEY the rowid (an append-only B-tree); PostgreSQL wants a
+# 64-bit sequence for a log that outlives 2^31 events.
+LogPosition = BigInteger().with_variant(Integer, "sqlite")
+# JSONB on PostgreSQL: indexable, and compared by value rather than by text.
+Json = JSON().with_variant(JSONB(), "postgresql")
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     Float,
@@ -23,14 +22,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from oneloop.core.db import Base, UTCDateTime
+from oneloop.core.db import Base, Json, LogPosition, UTCDateTime
 from oneloop.core.ids import ID_LENGTH
 
-Json = JSON().with_variant(JSONB(), "postgresql")
-LogPosition = BigInteger().with_variant(Integer, "sqlite")
 VALUE_LENGTH = 300  # wechat_openid is `<app id>:<openid>`; every other value is ≤ 255
 
 

@@ -4,18 +4,23 @@ unmerge and do-not-merge pins. The API, the CLI and other domains call these, ne
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from oneloop.collect.consumers import lock_cursor
+from oneloop.collect.consumers import Behind, lock_cursor
+from oneloop.collect.log import Position
+from oneloop.collect.models import CursorRow
 from oneloop.core.context import Context
-from oneloop.core.db import in_tenancy
+from oneloop.core.db import in_chunks, in_tenancy
 from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
 from oneloop.identity.golden import golden_record
 from oneloop.identity.models import (
+    ChangeRow,
     EdgeRow,
     EventProfileRow,
     IdentifierRow,
@@ -387,3 +392,69 @@ def rebuild(
         if on_progress is not None:
             on_progress(min(start + REBUILD_CHUNK, len(profiles)), len(profiles))
     return out
+
+
+# --- for the domains downstream (profiles, segments) -----------------------------------------
+
+
+@dataclass(frozen=True)
+class Change:
+    """A profile created, merged (``other_id`` was absorbed into ``profile_id``) or split
+    (identifiers of ``profile_id`` moved to ``other_id``)."""
+
+    seq: int
+    profile_id: str
+    kind: str
+    other_id: str | None
+    at: datetime
+
+
+def require_resolved(session: Session, position: Position) -> None:
+    """Raise ``Behind`` unless the resolver has handled the log up to ``position``: a consumer
+    that needs events' profiles waits for it instead of reading half an answer."""
+    resolved = session.execute(
+        select(CursorRow.tx, CursorRow.seq).where(CursorRow.name == RESOLVER)
+    ).one_or_none()
+    if resolved is None or Position(*resolved) < position:
+        raise Behind(f"{RESOLVER} has not resolved these events yet")
+
+
+def event_profiles(session: Session, seqs: Iterable[int]) -> dict[int, str | None]:
+    """The profile each event belongs to now (None: its identifiers are all shared, or it had
+    none); an event the resolver has not seen is absent."""
+    found: dict[int, str | None] = {}
+    for part in in_chunks(list(seqs)):
+        rows = session.execute(
+            select(EventProfileRow.seq, EventProfileRow.profile_id).where(
+                EventProfileRow.seq.in_(part)
+            )
+        )
+        found.update({seq: profile_id for seq, profile_id in rows})
+    return found
+
+
+def profile_events(session: Session, profile_ids: Iterable[str]) -> dict[int, str]:
+    """Every event that belongs to one of these profiles now: ``seq → profile id``."""
+    found: dict[int, str] = {}
+    for part in in_chunks(list(profile_ids)):
+        rows = session.execute(
+            select(EventProfileRow.seq, EventProfileRow.profile_id).where(
+                EventProfileRow.profile_id.in_(part)
+            )
+        )
+        found.update({seq: profile_id for seq, profile_id in rows if profile_id})
+    return found
+
+
+def changes_after(session: Session, seq: int, limit: int) -> list[Change]:
+    """The change feed after ``seq``, in order. Its writers (the resolver, unmerge, rebuild)
+    all hold the resolver's cursor, so ``seq`` order is commit order."""
+    rows = session.execute(
+        select(
+            ChangeRow.seq, ChangeRow.profile_id, ChangeRow.kind, ChangeRow.other_id, ChangeRow.at
+        )
+        .where(ChangeRow.seq > seq)
+        .order_by(ChangeRow.seq)
+        .limit(limit)
+    )
+    return [Change(*row) for row in rows]

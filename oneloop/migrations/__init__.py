@@ -22,7 +22,9 @@ def target_metadata() -> MetaData:
     """The metadata of every domain's tables; importing the model modules registers them."""
     import oneloop.collect.models
     import oneloop.governance.models
-    import oneloop.identity.models  # noqa: F401
+    import oneloop.identity.models
+    import oneloop.profiles.models
+    import oneloop.segments.models  # noqa: F401
 
     return Base.metadata
 

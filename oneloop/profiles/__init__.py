@@ -1,0 +1,1 @@
+"""Profiles: the OneID with its events, computed traits, tags and scores."""

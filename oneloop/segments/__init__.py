@@ -1,0 +1,1 @@
+"""Segments: a rule language over profiles, compiled to SQL, with live membership."""
