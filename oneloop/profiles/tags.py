@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from oneloop.profiles.models import ProfileTagRow, TagHistoryRow, TagRow
@@ -101,13 +101,7 @@ def tags_of(session: Session, profile_ids: list[str]) -> dict[str, list[ProfileT
 
 def expire(session: Session, now: datetime) -> set[str]:
     """Take away every tag whose expiry has passed; the profiles that lost one."""
-    rows = list(
-        session.scalars(
-            select(ProfileTagRow).where(
-                or_(ProfileTagRow.expires_at <= now), ProfileTagRow.expires_at.is_not(None)
-            )
-        )
-    )
+    rows = list(session.scalars(select(ProfileTagRow).where(ProfileTagRow.expires_at <= now)))
     for row in rows:
         session.delete(row)
         _history(
