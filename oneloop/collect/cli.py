@@ -224,13 +224,15 @@ def worker(
         found = consumers.registered()
         if once:
             with progress_bar("consuming the log") as tick:
-                totals = consumers.drain(sessions, found, on_progress=tick)
+                totals = consumers.drain(
+                    sessions, found, tasks=consumers.registered_tasks(), on_progress=tick
+                )
             for name, total in totals.items():
                 console.print(f"{name}: {total.processed:,} processed, {total.failed:,} failed")
             return
         stop = threading.Event()
         console.print(f"consumers: {', '.join(c.name for c in found) or 'none'}; Ctrl-C stops")
         try:
-            consumers.run_forever(sessions, found, stop)
+            consumers.run_forever(sessions, found, stop, tasks=consumers.registered_tasks())
         except KeyboardInterrupt:
             stop.set()

@@ -46,6 +46,7 @@ BUILTIN_CONSUMERS: tuple[str, ...] = (
     "oneloop.collect.catalog",
     "oneloop.identity.resolver",
     "oneloop.identity.probabilistic",
+    "oneloop.profiles.live",
 )
 
 
@@ -57,7 +58,19 @@ class Consumer(Protocol):
     def handle(self, session: Session, events: Sequence[LoggedEvent]) -> None: ...
 
 
+class Task(Protocol):
+    """Work the log's new events do not drive: following another domain's feed (identity's
+    merges and splits) or what the passing of time changes (windows, decay, expiry). ``run``
+    does one bounded piece of work in the given transaction and returns how much it did
+    (0: nothing to do now); it must not commit."""
+
+    name: str
+
+    def run(self, session: Session, clock: Clock) -> int: ...
+
+
 _REGISTRY: dict[str, Consumer] = {}
+_TASKS: dict[str, Task] = {}
 
 
 def register(consumer: Consumer) -> Consumer:
@@ -65,11 +78,25 @@ def register(consumer: Consumer) -> Consumer:
     return consumer
 
 
+def register_task(task: Task) -> Task:
+    _TASKS[task.name] = task
+    return task
+
+
 def registered() -> list[Consumer]:
-    for module in BUILTIN_CONSUMERS:
-        importlib.import_module(module)
+    _import_builtins()
     return list(_REGISTRY.values())  # in registration order: a consumer that reads another's
     # results (identity.match reads identity.resolve's) is registered after it
+
+
+def registered_tasks() -> list[Task]:
+    _import_builtins()
+    return list(_TASKS.values())
+
+
+def _import_builtins() -> None:
+    for module in BUILTIN_CONSUMERS:
+        importlib.import_module(module)
 
 
 class Behind(Exception):
@@ -116,26 +143,45 @@ def step(
         return StepResult(processed=len(events) - failed, failed=failed)
 
 
+def run_task(sessions: sessionmaker[Session], task: Task, clock: Clock | None = None) -> int:
+    """One piece of a task's work, in its own transaction."""
+    with sessions() as session, session.begin():
+        return task.run(session, clock or SystemClock())
+
+
 def drain(
     sessions: sessionmaker[Session],
     consumers: Iterable[Consumer],
     *,
+    tasks: Sequence[Task] = (),
     batch: int = BATCH,
     on_progress: Callable[[int, int], None] | None = None,
+    clock: Clock | None = None,
 ) -> dict[str, StepResult]:
-    """Run every consumer until it has caught up with the log (``oneloop worker --once``)."""
+    """Run every consumer until it has caught up with the log, then every task until it has
+    nothing left to do (``oneloop worker --once``); again while a task's work gave the
+    consumers more (a merge's events to re-project)."""
     totals: dict[str, StepResult] = {}
-    for consumer in consumers:
-        total = totals.setdefault(consumer.name, StepResult())
-        while True:
-            result = step(sessions, consumer, batch=batch)
-            total.processed += result.processed
-            total.failed += result.failed
-            if on_progress:
-                on_progress(total.processed + total.failed, 0)
-            if result.processed + result.failed == 0:
-                break
-    return totals
+    consumers = list(consumers)
+    while True:
+        for consumer in consumers:
+            total = totals.setdefault(consumer.name, StepResult())
+            while True:
+                result = step(sessions, consumer, batch=batch, clock=clock)
+                total.processed += result.processed
+                total.failed += result.failed
+                if on_progress:
+                    on_progress(total.processed + total.failed, 0)
+                if result.processed + result.failed == 0:
+                    break
+        done = 0
+        for task in tasks:
+            total = totals.setdefault(task.name, StepResult())
+            while (work := run_task(sessions, task, clock)) > 0:
+                total.processed += work
+                done += work
+        if done == 0:
+            return totals
 
 
 def run_forever(
@@ -143,6 +189,7 @@ def run_forever(
     consumers: Sequence[Consumer],
     stop: threading.Event,
     *,
+    tasks: Sequence[Task] = (),
     idle_wait_s: float = 0.5,
     batch: int = BATCH,
 ) -> None:
@@ -163,6 +210,13 @@ def run_forever(
                 stop.wait(idle_wait_s * 4)
                 continue
             busy = busy or (result.processed + result.failed) > 0
+        for task in tasks:
+            try:
+                busy = run_task(sessions, task) > 0 or busy
+            except DBAPIError as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning("task.retry", extra={"task": task.name})
         if not busy:
             stop.wait(idle_wait_s)
 

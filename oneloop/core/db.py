@@ -26,6 +26,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Select,
+    Text,
     create_engine,
     event,
 )
@@ -67,6 +68,28 @@ SQLITE_SYNCHRONOUS = {
 LogPosition = BigInteger().with_variant(Integer, "sqlite")
 # JSONB on PostgreSQL: indexable, and compared by value rather than by text.
 Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+class JsonScalar(TypeDecorator[Any]):  # Any: a JSON value
+    """A column that may hold a bare JSON scalar (``30``, ``"上海"``, ``true``). SQLite gives a
+    column declared JSON numeric affinity, so the JSON text ``30`` is stored as the integer 30,
+    which a JSON reader then refuses; on SQLite this is TEXT holding JSON, on PostgreSQL JSONB."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        return dialect.type_descriptor(Text() if dialect.name == "sqlite" else JSONB())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite" and value is not None:
+            return json_dumps(value)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite" and isinstance(value, str):
+            return orjson.loads(value)
+        return value
 
 
 class UTCDateTime(TypeDecorator[datetime]):

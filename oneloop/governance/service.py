@@ -8,11 +8,11 @@ from __future__ import annotations
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from oneloop.core.context import Context
-from oneloop.core.db import in_tenancy
+from oneloop.core.db import SelectT, in_tenancy
 from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
 from oneloop.governance.models import BusinessUnitRow, UserRow
@@ -68,6 +68,56 @@ def list_business_units(session: Session, ctx: Context) -> list[BusinessUnit]:
     )
     query = in_tenancy(query, BusinessUnitRow.id, ctx)
     return [BusinessUnit.model_validate(r) for r in session.scalars(query)]
+
+
+def group_id(session: Session) -> str:
+    """The group's (HQ's) id: definitions with it as their unit apply group-wide."""
+    found = session.scalar(select(BusinessUnitRow.id).where(BusinessUnitRow.parent_id.is_(None)))
+    if found is None:
+        raise NotFound("the group does not exist yet; create it with `oneloop bu create`")
+    return found
+
+
+def scope_of(session: Session, ctx: Context, code: str | None = None) -> tuple[str, ...]:
+    """The units whose definitions apply for ``ctx`` (or for the unit ``code`` a group-wide
+    caller names): the unit first, then the group. A unit's own definition of a name wins."""
+    group = group_id(session)
+    unit = unit_id(session, ctx, code) if code is not None else ctx.bu_id or group
+    return (unit,) if unit == group else (unit, group)
+
+
+def unit_id(session: Session, ctx: Context, code: str | None) -> str:
+    """The unit a definition is created in: the named one (``code``), else the caller's own,
+    else (a group-wide caller naming none) the group."""
+    if code is not None:
+        return get_business_unit(session, ctx, code).id
+    return ctx.bu_id or group_id(session)
+
+
+def in_scope(
+    query: SelectT,
+    bu_column: ColumnElement[str],
+    session: Session,
+    ctx: Context,
+    bu: str | None = None,
+) -> SelectT:
+    """Definitions (tags, traits, score models …) the caller may read: those of unit ``bu``
+    when named; else a unit's users their unit's and the group's, the group all of them."""
+    if bu is not None:
+        return query.where(bu_column == unit_id(session, ctx, bu))
+    if ctx.is_group_wide:
+        return query
+    return query.where(bu_column.in_(scope_of(session, ctx)))
+
+
+def may_read(session: Session, ctx: Context, bu_id: str) -> bool:
+    """A definition of unit ``bu_id`` is readable by ``ctx`` (see ``in_scope``)."""
+    return ctx.is_group_wide or bu_id in scope_of(session, ctx)
+
+
+def may_change(ctx: Context, bu_id: str) -> bool:
+    """A unit's users change their unit's definitions; the group's are HQ's to change."""
+    return ctx.is_group_wide or bu_id == ctx.bu_id
 
 
 def _get_row(session: Session, code: str) -> BusinessUnitRow:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from alembic.autogenerate.api import AutogenContext
 
-from oneloop.core.db import UTCDateTime
+from oneloop.core.db import JsonScalar, UTCDateTime
 from oneloop.migrations import target_metadata
 
 config = context.config
@@ -16,6 +16,8 @@ def render_item(type_: str, obj: object, autogen_context: AutogenContext) -> str
     """Migrations name plain SQL types, so they never depend on code that may change later."""
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
+    if type_ == "type" and isinstance(obj, JsonScalar):
+        return 'sa.Text().with_variant(postgresql.JSONB(), "postgresql")'
     return False
 
 
