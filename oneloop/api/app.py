@@ -21,6 +21,10 @@ from oneloop.core.db import create_db_engine, session_factory
 from oneloop.core.ids import new_id
 from oneloop.core.logging import configure_logging, request_id_var
 from oneloop.identity import api as identity_api
+from oneloop.profiles import api as profiles_api
+from oneloop.profiles import traits_api
+from oneloop.profiles.scores_api import router as scores_router
+from oneloop.segments import api as segments_api
 from oneloop.web import pages
 
 log = logging.getLogger(__name__)
@@ -43,6 +47,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             worker = threading.Thread(
                 target=consumers.run_forever,
                 args=(state.sessions, consumers.registered(), stop),
+                kwargs={"tasks": consumers.registered_tasks()},
                 name="oneloop-consumers",
                 daemon=True,
             )
@@ -84,6 +89,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(collect_api.admin)
     app.include_router(plans_api.router)
     app.include_router(identity_api.router)
+    app.include_router(scores_router)
+    app.include_router(traits_api.router)
+    app.include_router(profiles_api.router)
+    app.include_router(segments_api.router)
     app.include_router(pages.router)
     return app
 

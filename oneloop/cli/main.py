@@ -16,6 +16,10 @@ from oneloop.collect.plans_cli import plans_app
 from oneloop.demo.cli import demo_app
 from oneloop.governance.cli import bu_app
 from oneloop.identity.cli import identity_app
+from oneloop.profiles.cli import profiles_app, tags_app
+from oneloop.profiles.scores_cli import scores_app
+from oneloop.profiles.traits_cli import traits_app
+from oneloop.segments.cli import segments_app
 
 app = typer.Typer(
     name="oneloop",
@@ -29,6 +33,11 @@ app.add_typer(sources_app, name="sources")
 app.add_typer(plans_app, name="plans")
 app.add_typer(deadletters_app, name="deadletters")
 app.add_typer(identity_app, name="identity")
+app.add_typer(scores_app, name="scores")
+app.add_typer(traits_app, name="traits")
+app.add_typer(profiles_app, name="profiles")
+app.add_typer(tags_app, name="tags")
+app.add_typer(segments_app, name="segments")
 app.command("worker", epilog="Example: oneloop worker --once")(worker)
 app.add_typer(demo_app, name="demo")
 app.add_typer(bench_app, name="bench")

@@ -23,10 +23,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
-    ARRAY,
     Boolean,
     ColumnElement,
     Float,
+    Integer,
     String,
     Text,
     and_,
@@ -38,7 +38,6 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.elements import BinaryExpression
 
 from oneloop.core.errors import FieldError, ValidationFailed
 
@@ -96,7 +95,7 @@ class Comparison:
         if self.op in ("within_last", "not_within_last"):
             return True
         values = self.value if isinstance(self.value, tuple) else (self.value,)
-        return self.op in (*ORDERED, "between") and all(isinstance(v, datetime) for v in values)
+        return self.op in (*ORDERED, "between") and all(isinstance(v, date) for v in values)
 
 
 @dataclass(frozen=True)
@@ -226,7 +225,10 @@ def parse_path(raw: object, path: Path) -> Path:
     parts = raw.split(".")
     if any(not p for p in parts):
         raise invalid(path, f"{raw!r} has an empty part")
-    return tuple(int(p) if p.isdigit() else p for p in parts)
+    if any(c in raw for c in '"\\[]$'):
+        raise invalid(path, f'{raw!r}: a property name cannot contain " \\ [ ] or $')
+    # a number is a list position (products.0), never an object key named "0"
+    return tuple(int(p) if p.isascii() and p.isdigit() and len(p) < 10 else p for p in parts)
 
 
 def _scalar(value: object, path: Path) -> Scalar:
@@ -243,8 +245,14 @@ def _scalar(value: object, path: Path) -> Scalar:
     raise invalid(path, f"expected a string, number or boolean, got {_kind(value)}")
 
 
-def _ordered(value: object, path: Path) -> float | datetime:
-    """A number, or a date (``2026-03-01``) or time with a zone (``2026-03-01T08:00:00+08:00``)."""
+def _ordered(value: object, path: Path) -> float | date:
+    """A number, a date (``2026-03-01``: a whole day in the unit's zone, see ``bounds``), or a
+    time with a zone (``2026-03-01T08:00:00+08:00``)."""
+    if isinstance(value, str) and len(value) == 10:
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise invalid(path, "expected a number or an ISO date or time with a zone") from None
     if isinstance(value, str):
         parsed = parse_time(value)
         if parsed is None:
@@ -337,11 +345,15 @@ def _json_value_sqlite(element: JsonValue, compiler: Any, **kw: Any) -> str:
 
 @compiles(JsonValue, "postgresql")
 def _json_value_postgresql(element: JsonValue, compiler: Any, **kw: Any) -> str:
-    column = compiler.process(element.column, **kw)
-    parts = [str(p) for p in element.path]
-    bound = compiler.process(bindparam(None, parts, type_=ARRAY(Text()), unique=True), **kw)
-    kind = f"jsonb_typeof({column} #> {bound})"
-    value = f"({column} #>> {bound})"
+    # a chain of -> steps: a number steps into an array only (-> int on an object is NULL),
+    # as in SQLite's $[0] and in ``value_at``
+    target = compiler.process(element.column, **kw)
+    for part in element.path:
+        kind_of = Integer() if isinstance(part, int) else Text()
+        step = compiler.process(bindparam(None, part, type_=kind_of, unique=True), **kw)
+        target = f"({target} -> {step})"
+    kind = f"jsonb_typeof({target})"
+    value = f"({target} #>> '{{}}')"
     if element.kind == "number":
         return f"(CASE WHEN {kind} = 'number' THEN {value}::double precision END)"
     if element.kind == "text":
@@ -388,26 +400,41 @@ def event_filter_sql(
     return and_(matched, *conditions)
 
 
+def bounds(cmp: Comparison, when: When) -> list[tuple[str, Any]]:  # Any: float or datetime
+    """An ordered comparison as (op, bound) pairs that all hold, with relative windows and
+    plain dates turned into times: a date is the whole local day in ``when.zone``, so
+    ``lte 2026-03-01`` runs to the end of that day and ``between`` two dates includes both."""
+    if cmp.op in ("within_last", "not_within_last"):
+        cutoff = cmp.value.cutoff(when.now, when.zone)
+        return [("gte" if cmp.op == "within_last" else "lt", cutoff)]
+    if cmp.op == "between":
+        low, high = cmp.value
+        return [*bounds(Comparison("gte", low), when), *bounds(Comparison("lte", high), when)]
+    value = cmp.value
+    if isinstance(value, date) and not isinstance(value, datetime):
+        start, end = local_midnight(value, when.zone), local_midnight(value + DAY, when.zone)
+        return [{"lt": ("lt", start), "lte": ("lt", end), "gt": ("gte", end),
+                 "gte": ("gte", start)}[cmp.op]]  # fmt: skip
+    return [(cmp.op, value)]
+
+
+DAY = timedelta(days=1)
+
+
 def _ordered_sql(
     cmp: Comparison, column: ColumnElement[Any], when: When, *, as_text: bool = False
 ) -> ColumnElement[bool]:
-    def literal(value: object) -> object:
-        return iso_text(value) if as_text and isinstance(value, datetime) else value
-
-    if cmp.op in ("within_last", "not_within_last"):
-        cutoff = literal(cmp.value.cutoff(when.now, when.zone))
-        return column >= cutoff if cmp.op == "within_last" else column < cutoff
-    if cmp.op == "between":
-        low, high = cmp.value
-        return column.between(literal(low), literal(high))
-    value = literal(cmp.value)
-    ops: dict[str, BinaryExpression[bool]] = {
-        "lt": column < value,
-        "lte": column <= value,
-        "gt": column > value,
-        "gte": column >= value,
-    }
-    return ops[cmp.op]
+    parts = []
+    for op, bound in bounds(cmp, when):
+        value = iso_text(bound) if as_text and isinstance(bound, datetime) else bound
+        ops: dict[str, ColumnElement[bool]] = {
+            "lt": column < value,
+            "lte": column <= value,
+            "gt": column > value,
+            "gte": column >= value,
+        }
+        parts.append(ops[op])
+    return and_(*parts) if len(parts) > 1 else parts[0]
 
 
 def _text_sql(cmp: Comparison, column: ColumnElement[Any]) -> ColumnElement[bool]:
@@ -424,10 +451,12 @@ def value_at(properties: Mapping[str, Any] | None, path: Path) -> Any:
     """The property at ``path``, or None."""
     value: Any = properties
     for part in path:
-        if isinstance(part, int) and isinstance(value, list) and 0 <= part < len(value):
+        if isinstance(part, int):
+            if not isinstance(value, list) or not 0 <= part < len(value):
+                return None
             value = value[part]
-        elif isinstance(value, Mapping) and str(part) in value:
-            value = value[str(part)]
+        elif isinstance(value, Mapping) and part in value:
+            value = value[part]
         else:
             return None
     return value
@@ -441,15 +470,10 @@ def holds(cmp: Comparison, value: object, when: When) -> bool:
     if cmp.op == "not_exists":
         return not present
     if cmp.is_temporal:  # as ISO text, as the SQL reading compares it
-        if not isinstance(value, str):
-            return False
-        if cmp.op in ("within_last", "not_within_last"):
-            cutoff = iso_text(cmp.value.cutoff(when.now, when.zone))
-            return value >= cutoff if cmp.op == "within_last" else value < cutoff
-        return _ordered_holds(cmp, value, text=True)
+        return isinstance(value, str) and _ordered_holds(cmp, value, when, text=True)
     if cmp.op in (*ORDERED, "between"):
         number = _number(value)
-        return number is not None and _ordered_holds(cmp, number)
+        return number is not None and _ordered_holds(cmp, number, when)
     if cmp.op in ("contains", "starts_with"):
         if not isinstance(value, str):
             return False
@@ -467,16 +491,13 @@ def event_matches(
     )
 
 
-def _ordered_holds(cmp: Comparison, value: Any, *, text: bool = False) -> bool:
-    def literal(v: Any) -> Any:
-        return iso_text(v) if text else v
-
-    if cmp.op == "between":
-        low, high = cmp.value
-        return bool(literal(low) <= value <= literal(high))
-    bound = literal(cmp.value)
-    ops = {"lt": value < bound, "lte": value <= bound, "gt": value > bound, "gte": value >= bound}
-    return bool(ops[cmp.op])
+def _ordered_holds(cmp: Comparison, value: Any, when: When, *, text: bool = False) -> bool:
+    for op, bound in bounds(cmp, when):
+        b = iso_text(bound) if text and isinstance(bound, datetime) else bound
+        ops = {"lt": value < b, "lte": value <= b, "gt": value > b, "gte": value >= b}
+        if not ops[op]:
+            return False
+    return True
 
 
 def iso_text(at: datetime) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from oneloop.core.db import Base, Json, LogPosition, UTCDateTime
+from oneloop.core.db import Base, Json, JsonScalar, LogPosition, UTCDateTime
 from oneloop.core.ids import ID_LENGTH
 
 NAME_LENGTH = 64
@@ -105,7 +105,7 @@ class TraitRow(Base):
 
     profile_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     key: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
-    value: Mapped[Any] = mapped_column(Json)  # Any: a JSON scalar
+    value: Mapped[Any] = mapped_column(JsonScalar)  # Any: a JSON scalar
     num: Mapped[float | None] = mapped_column(Float)
     text: Mapped[str | None] = mapped_column(String(TEXT_LENGTH))
     at: Mapped[datetime | None] = mapped_column(UTCDateTime(timezone=True))

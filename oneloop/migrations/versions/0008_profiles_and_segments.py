@@ -200,7 +200,9 @@ def upgrade() -> None:
         "profiles_trait",
         sa.Column("profile_id", sa.String(length=26), nullable=False),
         sa.Column("key", sa.String(length=120), nullable=False),
-        sa.Column("value", JSON, nullable=False),
+        sa.Column(
+            "value", sa.Text().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
+        ),
         sa.Column("num", sa.Float(), nullable=True),
         sa.Column("text", sa.String(length=300), nullable=True),
         sa.Column("at", sa.DateTime(timezone=True), nullable=True),

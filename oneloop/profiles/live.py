@@ -1,0 +1,193 @@
+"""Keeping profiles current: the log consumer, identity's change feed, and the sweep.
+
+One transaction carries an event all the way: projected under its profile, computed traits
+and the golden record refreshed, points scored, rule tags and live segments re-evaluated, and
+the entries and exits recorded. So an event's effect on a segment is committed with the event's
+consumption, and a crash replays both.
+
+Three things change profiles without a new event, so they run as tasks beside the consumers:
+identity's merges and splits (``profiles.identity``), and the passing of time — windows that
+close, scores that decay, tags that expire (``profiles.sweep``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from oneloop.collect.consumers import lock_cursor, register, register_task
+from oneloop.collect.log import LoggedEvent
+from oneloop.collect.models import CursorRow
+from oneloop.core.clock import Clock, SystemClock
+from oneloop.core.context import system_context
+from oneloop.core.db import in_chunks
+from oneloop.core.errors import NotFound
+from oneloop.identity import service as identity
+from oneloop.profiles import departments, project, scores, traits
+from oneloop.profiles.filters import When, zone_of
+from oneloop.profiles.models import ProfileRow, TraitRow
+from oneloop.profiles.tags import expire
+from oneloop.profiles.values import typed
+from oneloop.segments import live as segments
+
+CONSUMER = "profiles"
+CHANGES = "profiles.identity"
+SWEEP = "profiles.sweep"
+CHANGES_BATCH = 200
+SWEEP_EVERY = timedelta(minutes=5)
+GOLDEN = "golden:"
+
+
+def when_at(now: datetime) -> When:
+    return When(now=now, zone=zone_of(None))
+
+
+@dataclass
+class ProfilesConsumer:
+    """The log consumer; ``clock`` is what "now" means for windows and decay."""
+
+    clock: Clock = field(default_factory=SystemClock)
+    name: str = CONSUMER
+
+    def handle(self, session: Session, events: Sequence[LoggedEvent]) -> None:
+        identity.require_resolved(session, events[-1].position)
+        when = when_at(self.clock.now())
+        projected = project.apply_events(session, events, departments.current(session), when.now)
+        if not projected.seqs:
+            return
+        changed = dict.fromkeys(projected.seqs, "event")
+        names = {n for ns in projected.names.values() for n in ns}
+        traits.refresh(session, list(projected.seqs), when, event_names=names)
+        store_golden(session, projected.with_traits, when.now)
+        scores.refresh(session, projected.seqs, (), when)
+        segments.refresh(session, changed, when)
+
+
+@dataclass
+class IdentityChanges:
+    """Follows identity's change feed: merges and splits move events between profiles, and
+    everything computed from them is recomputed for the profiles involved."""
+
+    clock: Clock = field(default_factory=SystemClock)
+    name: str = CHANGES
+
+    def run(self, session: Session, clock: Clock) -> int:
+        position = lock_cursor(session, self.name, clock)
+        changes = identity.changes_after(session, position.seq, CHANGES_BATCH)
+        if not changes:
+            return 0
+        when = when_at(self.clock.now())
+        affected = project.apply_changes(session, changes, when.now)
+        if affected:
+            recompute(session, affected, when)
+        session.execute(
+            update(CursorRow)
+            .where(CursorRow.name == self.name)
+            .values(
+                seq=changes[-1].seq,
+                processed=CursorRow.processed + len(changes),
+                updated_at=clock.now(),
+            )
+        )
+        return len(changes)
+
+
+def recompute(session: Session, affected: Mapping[str, str], when: When) -> None:
+    """Everything computed from a profile's events, again, for these profiles (those that no
+    longer exist leave their segments)."""
+    ids = sorted(affected)
+    traits.refresh(session, ids, when, event_names=None)
+    store_golden(session, existing(session, ids), when.now)
+    scores.refresh(session, {}, ids, when)
+    segments.refresh(session, affected, when)
+
+
+@dataclass
+class Sweep:
+    """What time changes: closed windows, decayed scores, expired tags, relative segments.
+    Runs at most every ``every``; the last run's time is kept in its cursor row."""
+
+    clock: Clock = field(default_factory=SystemClock)
+    every: timedelta = SWEEP_EVERY
+    name: str = SWEEP
+
+    def run(self, session: Session, clock: Clock) -> int:
+        lock_cursor(session, self.name, clock)
+        last = session.scalar(select(CursorRow.updated_at).where(CursorRow.name == self.name))
+        now = self.clock.now()
+        ran_before = session.scalar(select(CursorRow.processed).where(CursorRow.name == self.name))
+        if ran_before and last is not None and now - last < self.every:
+            return 0
+        since = last if ran_before and last is not None else now - self.every
+        when = when_at(now)
+        changed = dict.fromkeys(expire(session, now), "tag")
+        changed.update(dict.fromkeys(traits.sweep(session, when, since), "time"))
+        changed.update(dict.fromkeys(scores.sweep(session, when), "score"))
+        if changed:
+            segments.refresh(session, changed, when)
+        segments.sweep(session, when)
+        session.execute(
+            update(CursorRow)
+            .where(CursorRow.name == self.name)
+            .values(processed=CursorRow.processed + 1, updated_at=now)
+        )
+        return 0  # a sweep never asks to be run again at once
+
+
+def existing(session: Session, profile_ids: Collection[str]) -> set[str]:
+    found: set[str] = set()
+    for part in in_chunks(sorted(profile_ids)):
+        found.update(session.scalars(select(ProfileRow.id).where(ProfileRow.id.in_(part))))
+    return found
+
+
+def store_golden(session: Session, profile_ids: Collection[str], now: datetime) -> None:
+    """Materialise the golden record as ``golden:FIELD`` traits, so segment rules can compare
+    a person's city or birthday with an index. The record itself stays computed on read."""
+    ctx = system_context()
+    for part in in_chunks(sorted(profile_ids)):
+        for profile_id in part:
+            try:
+                record = identity.golden(session, ctx, profile_id)
+            except NotFound:
+                continue
+            values = {f"{GOLDEN}{name}"[:120]: f.value for name, f in record.fields.items()}
+            stored = {
+                row.key: row
+                for row in session.scalars(
+                    select(TraitRow).where(
+                        TraitRow.profile_id == profile_id, TraitRow.key.startswith(GOLDEN)
+                    )
+                )
+            }
+            for key, value in values.items():
+                t = typed(value)
+                row = stored.pop(key, None)
+                if row is None:
+                    session.add(
+                        TraitRow(
+                            profile_id=profile_id,
+                            key=key,
+                            value=t.value,
+                            num=t.num,
+                            text=t.text,
+                            at=t.at,
+                            updated_at=now,
+                        )
+                    )
+                elif row.value != t.value:
+                    row.value, row.num, row.text, row.at = t.value, t.num, t.text, t.at
+                    row.updated_at = now
+            for key in stored:
+                session.execute(
+                    delete(TraitRow).where(TraitRow.profile_id == profile_id, TraitRow.key == key)
+                )
+
+
+register(ProfilesConsumer())
+register_task(IdentityChanges())
+register_task(Sweep())

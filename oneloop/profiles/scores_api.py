@@ -1,0 +1,74 @@
+"""HTTP for score models: list, create, show, change, delete, recompute. Admin routes until
+users and roles land (governance); the service does the checks. Saving a model rebuilds its
+scores in the same transaction, so the answer is given once the scores follow it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query
+
+from oneloop.api.auth import AdminDep
+from oneloop.api.deps import SessionDep
+from oneloop.profiles import score_models as service
+from oneloop.profiles.score_models import ScoreModel
+from oneloop.profiles.score_rules import INTENT_EXAMPLE
+
+router = APIRouter(prefix="/api/v1/score-models", tags=["scores"])
+
+ModelRef = Annotated[str, Path(description="the model's id (or its code in your own unit)")]
+Unit = Annotated[
+    str | None, Query(description="business unit code; default: your own", examples=["north"])
+]
+Document = Annotated[
+    dict[str, Any],  # Any: the model document, validated by the score language
+    Body(
+        description="the model: rules (event, where, points, cap), half_life_days, thresholds",
+        openapi_examples={"purchase intent (购买意向)": {"value": INTENT_EXAMPLE}},
+    ),
+]
+
+
+@router.get("", summary="Score models in your unit and the group")
+def get_models(session: SessionDep, ctx: AdminDep, bu: Unit = None) -> list[ScoreModel]:
+    return service.list_models(session, ctx, bu=bu)
+
+
+@router.post("", summary="Create a score model and score every profile", status_code=201)
+def post_model(
+    document: Document, session: SessionDep, ctx: AdminDep, bu: Unit = None
+) -> ScoreModel:
+    model = service.create_model(session, ctx, document, bu=bu)
+    session.commit()
+    return model
+
+
+@router.get("/{model_id}", summary="A score model")
+def get_model(model_id: ModelRef, session: SessionDep, ctx: AdminDep) -> ScoreModel:
+    return service.get_model(session, ctx, model_id)
+
+
+@router.put("/{model_id}", summary="Store a new version of a model and rescore")
+def put_model(
+    model_id: ModelRef, document: Document, session: SessionDep, ctx: AdminDep
+) -> ScoreModel:
+    model = service.update_model(session, ctx, model_id, document)
+    session.commit()
+    return model
+
+
+@router.delete(
+    "/{model_id}",
+    summary="Delete a model, its scores and history, and the tags it set",
+    status_code=204,
+)
+def delete_model(model_id: ModelRef, session: SessionDep, ctx: AdminDep) -> None:
+    service.delete_model(session, ctx, model_id)
+    session.commit()
+
+
+@router.post("/{model_id}/recompute", summary="Rebuild a model's scores from the events")
+def post_recompute(model_id: ModelRef, session: SessionDep, ctx: AdminDep) -> dict[str, int]:
+    profiles = service.recompute_model(session, ctx, model_id)
+    session.commit()
+    return {"profiles": profiles}

@@ -1,0 +1,449 @@
+"""Profiles' service functions: the 360 view, search by identifier, the timeline, and tags.
+
+Visibility follows the identity domain's rule: group roles see every profile, a business
+unit's users the profiles that touched their unit, and of those only their unit's events.
+Another unit's profile is NotFound, never Forbidden.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, or_, select
+from sqlalchemy.orm import Session
+
+from oneloop.core.context import Context
+from oneloop.core.db import in_tenancy
+from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
+from oneloop.core.ids import new_id
+from oneloop.governance import service as governance
+from oneloop.identity import service as identity
+from oneloop.profiles import scores, tags, traits
+from oneloop.profiles.filters import When, zone_of
+from oneloop.profiles.models import (
+    ProfileEventRow,
+    ProfileRow,
+    ProfileTagRow,
+    ProfileUnitRow,
+    TagCategoryRow,
+    TagRow,
+)
+from oneloop.profiles.schemas import (
+    BulkTagResult,
+    Profile,
+    ProfileSummary,
+    ProfileTag,
+    Tag,
+    TagAssignIn,
+    TagCategory,
+    TagCategoryIn,
+    TagIn,
+    Timeline,
+    TimelineEntry,
+)
+
+MAX_PAGE = 200
+MAX_BULK_ROWS = 100_000
+
+
+# --- profiles -------------------------------------------------------------------------------
+
+
+def visible_id(session: Session, ctx: Context, profile_id: str) -> str:
+    """The profile's current id (following merges), if ``ctx`` may see it."""
+    ctx.require("profiles.read")
+    try:
+        current = identity.current_id(session, profile_id)
+    except NotFound:
+        raise NotFound(f"no profile {profile_id}", profile_id=profile_id) from None
+    query = select(ProfileRow.id).where(ProfileRow.id == current)
+    if not ctx.is_group_wide:
+        query = query.join(ProfileUnitRow, ProfileUnitRow.profile_id == ProfileRow.id).where(
+            ProfileUnitRow.bu_id == ctx.bu_id
+        )
+    if session.scalar(query) is None:
+        raise NotFound(f"no profile {profile_id}", profile_id=profile_id)
+    return current
+
+
+def summary(session: Session, ctx: Context, profile_id: str) -> ProfileSummary:
+    current = visible_id(session, ctx, profile_id)
+    row = session.get(ProfileRow, current)
+    assert row is not None  # visible_id found it
+    units = session.scalars(
+        in_tenancy(
+            select(ProfileUnitRow.bu_id).where(ProfileUnitRow.profile_id == current),
+            ProfileUnitRow.bu_id,
+            ctx,
+        )
+    ).all()
+    return ProfileSummary(
+        id=row.id,
+        first_seen_at=row.first_seen_at,
+        last_seen_at=row.last_seen_at,
+        events=row.events,
+        business_units=sorted(units),
+    )
+
+
+def get(session: Session, ctx: Context, profile_id: str) -> Profile:
+    """The 360 view."""
+    from oneloop.segments import service as segments  # segments build on profiles
+
+    head = summary(session, ctx, profile_id)
+    units = governance.scope_of(session, ctx)
+    explanation = identity.explain(session, ctx, head.id)
+    return Profile(
+        **head.model_dump(),
+        identifiers=explanation.identifiers,
+        golden=identity.golden(session, ctx, head.id),
+        traits=traits.traits_of(session, head.id, units),
+        tags=profile_tags(session, ctx, head.id),
+        scores=[_plain(s) for s in scores.scores_of(session, head.id, units)],
+        segments=[_plain(s) for s in segments.memberships_of(session, ctx, head.id)],
+    )
+
+
+def find(session: Session, ctx: Context, kind: str, value: str) -> ProfileSummary:
+    """A profile by any identifier (``phone``, ``email``, ``wechat_openid`` …) or its OneID."""
+    if kind in ("oneid", "profile", "profile_id"):
+        return summary(session, ctx, value)
+    found = identity.find_profile(session, ctx, kind, value)
+    if found is None:
+        raise NotFound(f"no profile with {kind} {value!r}", type=kind)
+    return summary(session, ctx, found)
+
+
+def timeline(
+    session: Session,
+    ctx: Context,
+    profile_id: str,
+    *,
+    department: str | None = None,
+    source_id: str | None = None,
+    event: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Timeline:
+    """Everything that happened to the person across marketing, sales and service, newest
+    first; a unit's users see their unit's events only."""
+    current = visible_id(session, ctx, profile_id)
+    limit = max(1, min(limit, MAX_PAGE))
+    query = select(ProfileEventRow).where(ProfileEventRow.profile_id == current)
+    query = in_tenancy(query, ProfileEventRow.bu_id, ctx)
+    if department:
+        query = query.where(ProfileEventRow.department == department)
+    if source_id:
+        query = query.where(ProfileEventRow.source_id == source_id)
+    if event:
+        query = query.where(ProfileEventRow.name == event)
+    if since:
+        query = query.where(ProfileEventRow.at >= since)
+    if until:
+        query = query.where(ProfileEventRow.at < until)
+    if cursor:
+        at, seq = _read_cursor(cursor)
+        query = query.where(
+            or_(
+                ProfileEventRow.at < at,
+                and_(ProfileEventRow.at == at, ProfileEventRow.seq < seq),
+            )
+        )
+    rows = session.scalars(
+        query.order_by(ProfileEventRow.at.desc(), ProfileEventRow.seq.desc()).limit(limit + 1)
+    ).all()
+    entries = [
+        TimelineEntry(
+            seq=r.seq,
+            at=r.at,
+            name=r.name,
+            type=r.type,
+            department=r.department,
+            bu_id=r.bu_id,
+            source_id=r.source_id,
+            properties=r.properties,
+        )
+        for r in rows[:limit]
+    ]
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = _write_cursor(last.at, last.seq)
+    return Timeline(profile_id=current, entries=entries, next_cursor=next_cursor)
+
+
+def _write_cursor(at: datetime, seq: int) -> str:
+    return base64.urlsafe_b64encode(f"{at.isoformat()}|{seq}".encode()).decode()
+
+
+def _read_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        at, seq = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        parsed = datetime.fromisoformat(at)
+        if parsed.tzinfo is None:
+            raise ValueError("naive")
+        return parsed, int(seq)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationFailed(
+            "bad cursor", [FieldError(("cursor",), "not a cursor this API gave out")]
+        ) from exc
+
+
+def _plain(value: object) -> dict[str, Any]:  # Any: JSON
+    dump = getattr(value, "model_dump", None)
+    if dump is not None:
+        return dict(dump(mode="json"))
+    if hasattr(value, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return asdict(value)  # type: ignore[call-overload]
+    return dict(value)  # type: ignore[call-overload]
+
+
+# --- tags -----------------------------------------------------------------------------------
+
+
+def create_category(session: Session, ctx: Context, data: TagCategoryIn) -> TagCategory:
+    ctx.require("profiles.admin")
+    unit = governance.unit_id(session, ctx, data.bu)
+    exists = select(TagCategoryRow.id).where(
+        TagCategoryRow.bu_id == unit, TagCategoryRow.code == data.code
+    )
+    if session.scalar(exists):
+        raise Conflict(f"a tag category {data.code!r} already exists", code=data.code)
+    row = TagCategoryRow(
+        id=new_id(ctx.clock.now()),
+        bu_id=unit,
+        code=data.code,
+        name_zh=data.name_zh,
+        name_en=data.name_en,
+        created_at=ctx.clock.now(),
+    )
+    session.add(row)
+    session.flush()
+    return TagCategory.model_validate(row)
+
+
+def list_categories(session: Session, ctx: Context) -> list[TagCategory]:
+    ctx.require("profiles.read")
+    query = select(TagCategoryRow).order_by(TagCategoryRow.code)
+    query = governance.in_scope(query, TagCategoryRow.bu_id, session, ctx)
+    return [TagCategory.model_validate(r) for r in session.scalars(query)]
+
+
+def create_tag(session: Session, ctx: Context, data: TagIn) -> Tag:
+    ctx.require("profiles.admin")
+    unit = governance.unit_id(session, ctx, data.bu)
+    units = (
+        (unit,) if unit == governance.group_id(session) else (unit, governance.group_id(session))
+    )
+    category = session.scalar(
+        select(TagCategoryRow).where(
+            TagCategoryRow.code == data.category, TagCategoryRow.bu_id.in_(units)
+        )
+    )
+    if category is None:
+        raise ValidationFailed(
+            "unknown tag category",
+            [FieldError(("category",), f"no tag category {data.category!r}; create it first")],
+        )
+    if session.scalar(select(TagRow.id).where(TagRow.bu_id == unit, TagRow.code == data.code)):
+        raise Conflict(f"a tag {data.code!r} already exists", code=data.code)
+    _check_rule(session, data.rule, unit)
+    now = ctx.clock.now()
+    row = TagRow(
+        id=new_id(now),
+        bu_id=unit,
+        category_id=category.id,
+        code=data.code,
+        name_zh=data.name_zh,
+        name_en=data.name_en,
+        description=data.description,
+        kind="rule" if data.rule else "manual",
+        rule=data.rule,
+        expires_after_days=data.expires_after_days,
+        version=1,
+        created_at=now,
+        created_by=str(ctx.user_id),
+        updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return Tag.model_validate(row)
+
+
+def _check_rule(session: Session, rule: dict[str, Any] | None, unit: str) -> None:
+    if rule is None:
+        return
+    from oneloop.segments import compile, language  # segments build on profiles
+
+    parsed = language.parse_rule(rule, ("rule",))
+    compile.bind(session, parsed, compile.Scope(unit, governance.group_id(session)))
+
+
+def list_tags(session: Session, ctx: Context) -> list[Tag]:
+    ctx.require("profiles.read")
+    query = governance.in_scope(select(TagRow).order_by(TagRow.code), TagRow.bu_id, session, ctx)
+    return [Tag.model_validate(r) for r in session.scalars(query)]
+
+
+def _tag_row(session: Session, ctx: Context, tag_id: str) -> TagRow:
+    row = session.get(TagRow, tag_id)
+    if row is None or not governance.may_read(session, ctx, row.bu_id):
+        raise NotFound(f"no tag {tag_id}", tag_id=tag_id)
+    return row
+
+
+def delete_tag(session: Session, ctx: Context, tag_id: str) -> None:
+    ctx.require("profiles.admin")
+    row = _tag_row(session, ctx, tag_id)
+    if not governance.may_change(ctx, row.bu_id):
+        raise NotFound(f"no tag {tag_id}", tag_id=tag_id)  # the group's tags are HQ's to delete
+    holders = set(
+        session.scalars(select(ProfileTagRow.profile_id).where(ProfileTagRow.tag_id == tag_id))
+    )
+    session.execute(delete(ProfileTagRow).where(ProfileTagRow.tag_id == tag_id))
+    session.delete(row)
+    session.flush()
+    _changed(session, ctx, holders)
+
+
+def profile_tags(session: Session, ctx: Context, profile_id: str) -> list[ProfileTag]:
+    current = visible_id(session, ctx, profile_id)
+    rows = session.execute(
+        select(ProfileTagRow, TagRow, TagCategoryRow)
+        .join(TagRow, TagRow.id == ProfileTagRow.tag_id)
+        .join(TagCategoryRow, TagCategoryRow.id == TagRow.category_id)
+        .where(ProfileTagRow.profile_id == current)
+        .order_by(TagCategoryRow.code, TagRow.code)
+    ).all()
+    units = set(governance.scope_of(session, ctx))
+    return [
+        ProfileTag(
+            tag_id=tag.id,
+            code=tag.code,
+            name_zh=tag.name_zh,
+            name_en=tag.name_en,
+            category=category.code,
+            source=held.source,
+            set_by=held.set_by,
+            set_at=held.set_at,
+            reason=held.reason,
+            expires_at=held.expires_at,
+        )
+        for held, tag, category in rows
+        if ctx.is_group_wide or tag.bu_id in units
+    ]
+
+
+def assign_tag(
+    session: Session, ctx: Context, profile_id: str, tag_id: str, data: TagAssignIn
+) -> bool:
+    """A person tags a profile by hand; True when it was not tagged yet."""
+    ctx.require("profiles.tag")
+    current = visible_id(session, ctx, profile_id)
+    tag = _tag_row(session, ctx, tag_id)
+    if tag.kind == "rule":
+        raise Conflict(f"tag {tag.code!r} is set by its rule, not by hand", tag_id=tag_id)
+    done = tags.assign(
+        session,
+        profile_id=current,
+        tag=tag,
+        source="manual",
+        by=str(ctx.user_id),
+        reason=data.reason,
+        now=ctx.clock.now(),
+        expires_at=data.expires_at or _default_expiry(tag, ctx.clock.now()),
+    )
+    _changed(session, ctx, {current})
+    return done
+
+
+def remove_tag(session: Session, ctx: Context, profile_id: str, tag_id: str, reason: str) -> bool:
+    ctx.require("profiles.tag")
+    current = visible_id(session, ctx, profile_id)
+    tag = _tag_row(session, ctx, tag_id)
+    done = tags.unassign(
+        session,
+        profile_id=current,
+        tag=tag,
+        source="manual",
+        by=str(ctx.user_id),
+        reason=reason,
+        now=ctx.clock.now(),
+    )
+    _changed(session, ctx, {current})
+    return done
+
+
+def bulk_tag(session: Session, ctx: Context, tag_id: str, text: str, reason: str) -> BulkTagResult:
+    """Tag the profiles a CSV names by identifier (columns ``type,value``; a row ``oneid,…``
+    names a profile directly). Rows that name nobody are counted; bad rows are reported with
+    their line number, and the rest are still tagged."""
+    ctx.require("profiles.tag")
+    tag = _tag_row(session, ctx, tag_id)
+    if tag.kind == "rule":
+        raise Conflict(f"tag {tag.code!r} is set by its rule, not by hand", tag_id=tag_id)
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames is None or not {"type", "value"} <= set(reader.fieldnames):
+        raise ValidationFailed(
+            "the CSV needs a header", [FieldError(("file",), "first line must be: type,value")]
+        )
+    result = BulkTagResult(rows=0, tagged=0, already=0, not_found=0, invalid=[])
+    now = ctx.clock.now()
+    touched: set[str] = set()
+    for line, row in enumerate(reader, start=2):
+        result.rows += 1
+        if result.rows > MAX_BULK_ROWS:
+            raise ValidationFailed(
+                "too many rows", [FieldError(("file",), f"at most {MAX_BULK_ROWS} rows")]
+            )
+        kind, value = (row.get("type") or "").strip(), (row.get("value") or "").strip()
+        try:
+            found = find(session, ctx, kind, value).id
+        except NotFound:
+            result.not_found += 1
+            continue
+        except ValidationFailed as exc:
+            message = exc.errors[0].msg if exc.errors else exc.detail
+            result.invalid.append({"line": line, "type": kind, "message": message})
+            continue
+        done = tags.assign(
+            session,
+            profile_id=found,
+            tag=tag,
+            source="import",
+            by=str(ctx.user_id),
+            reason=reason,
+            now=now,
+            expires_at=_default_expiry(tag, now),
+        )
+        result.tagged += int(done)
+        result.already += int(not done)
+        touched.add(found)
+    _changed(session, ctx, touched)
+    return result
+
+
+def _default_expiry(tag: TagRow, now: datetime) -> datetime | None:
+    if tag.expires_after_days is None:
+        return None
+    from datetime import timedelta
+
+    return now + timedelta(days=tag.expires_after_days)
+
+
+def _changed(session: Session, ctx: Context, profile_ids: set[str]) -> None:
+    """A tag changed by hand: rule tags and live segments of these profiles follow at once."""
+    if not profile_ids:
+        return
+    from oneloop.segments import live  # segments build on profiles
+
+    session.flush()
+    live.refresh(session, dict.fromkeys(profile_ids, "tag"), When(ctx.clock.now(), zone_of(None)))

@@ -1,0 +1,140 @@
+"""HTTP for segments: CRUD, a preview while a rule is edited, members, CSV export, a full
+evaluation on demand, and the enter/exit history. Admin routes until users and roles land
+(governance); the service does the checks. A bad rule is a 422 whose ``errors`` name the path
+of the bad node (``rule.and[1].op``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path, Query, Response
+from fastapi.responses import StreamingResponse
+
+from oneloop.api.auth import AdminDep
+from oneloop.api.deps import SessionDep
+from oneloop.segments import service
+from oneloop.segments.schemas import (
+    RULE_EXAMPLE,
+    Evaluation,
+    MemberPage,
+    Preview,
+    PreviewIn,
+    Segment,
+    SegmentChange,
+    SegmentIn,
+    SegmentUpdate,
+)
+
+router = APIRouter(prefix="/api/v1/segments", tags=["segments"])
+
+SegmentId = Annotated[str, Path(description="the segment's id", max_length=64)]
+Bu = Annotated[str | None, Query(description="business unit code", max_length=32)]
+
+
+@router.get("", summary="Segments, by code")
+def list_segments(session: SessionDep, ctx: AdminDep, bu: Bu = None) -> list[Segment]:
+    return service.list_segments(session, ctx, bu=bu)
+
+
+@router.post("", summary="Create a segment (evaluated at once)", status_code=201)
+def create_segment(
+    data: Annotated[
+        SegmentIn,
+        Body(
+            openapi_examples={
+                "repeat buyers": {
+                    "value": {
+                        "code": "repeat_buyers_sh",
+                        "name": "上海复购客户 Repeat buyers SH",
+                        "rule": RULE_EXAMPLE,
+                    }
+                }
+            }
+        ),
+    ],
+    session: SessionDep,
+    ctx: AdminDep,
+) -> Segment:
+    made = service.create_segment(session, ctx, data)
+    session.commit()
+    return made
+
+
+@router.post("/preview", summary="How many profiles a rule holds for, and a few of them")
+def preview(
+    data: PreviewIn,
+    session: SessionDep,
+    ctx: AdminDep,
+    exact: Annotated[
+        bool, Query(description="also count exactly when the answer is an estimate")
+    ] = False,
+) -> Preview:
+    return service.preview(session, ctx, data.rule, bu=data.bu, exact=exact)
+
+
+@router.get("/{segment_id}", summary="A segment")
+def get_segment(segment_id: SegmentId, session: SessionDep, ctx: AdminDep) -> Segment:
+    return service.get_segment(session, ctx, segment_id)
+
+
+@router.put("/{segment_id}", summary="Change a segment (a new version, evaluated at once)")
+def put_segment(
+    segment_id: SegmentId, data: SegmentUpdate, session: SessionDep, ctx: AdminDep
+) -> Segment:
+    changed = service.update_segment(session, ctx, segment_id, data)
+    session.commit()
+    return changed
+
+
+@router.delete("/{segment_id}", summary="Delete a segment nothing uses", status_code=204)
+def delete_segment(segment_id: SegmentId, session: SessionDep, ctx: AdminDep) -> Response:
+    service.delete_segment(session, ctx, segment_id)
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.get("/{segment_id}/members", summary="Members by profile id, a page at a time")
+def get_members(
+    segment_id: SegmentId,
+    session: SessionDep,
+    ctx: AdminDep,
+    cursor: Annotated[str | None, Query(max_length=64, description="next_cursor")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> MemberPage:
+    return service.list_members(session, ctx, segment_id, cursor=cursor, limit=limit)
+
+
+@router.get(
+    "/{segment_id}/export.csv",
+    summary="Every member as CSV (profile_id, entered_at)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def export_members(segment_id: SegmentId, session: SessionDep, ctx: AdminDep) -> StreamingResponse:
+    chunks = service.export_csv(session, ctx, segment_id)
+    return StreamingResponse(
+        chunks,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="segment-{segment_id}.csv"'},
+    )
+
+
+@router.post("/{segment_id}/evaluate", summary="Evaluate the rule over every profile now")
+def post_evaluate(segment_id: SegmentId, session: SessionDep, ctx: AdminDep) -> Evaluation:
+    done = service.evaluate(session, ctx, segment_id)
+    session.commit()
+    return done
+
+
+@router.get("/{segment_id}/history", summary="Entries and exits, oldest first")
+def get_history(
+    segment_id: SegmentId,
+    session: SessionDep,
+    ctx: AdminDep,
+    after: Annotated[int, Query(ge=0, description="only changes after this seq")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    profile_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> list[SegmentChange]:
+    return service.history(
+        session, ctx, segment_id, after=after, limit=limit, profile_id=profile_id
+    )
