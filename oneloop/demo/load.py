@@ -27,6 +27,7 @@ from oneloop.collect.importers import SEGMENT, ImportReport, import_file
 from oneloop.collect.schemas import SourceIn, SourceKind
 from oneloop.core.context import Context
 from oneloop.core.errors import NotFound
+from oneloop.demo import definitions
 from oneloop.demo.catalog import GROUP, UNITS, DemoUnit
 from oneloop.governance import service as governance
 from oneloop.governance.schemas import BusinessUnitIn, UserIn
@@ -93,6 +94,7 @@ class LoadSummary:
     admin_password: str | None = None  # only when created now: shown once, never stored in clear
     new_write_keys: dict[str, str] = field(default_factory=dict)  # BU code -> web key made now
     files: dict[str, int] = field(default_factory=dict)
+    definitions: int = 0  # tags, traits, score models and segments created by this load
     loads: list[FileLoad] = field(default_factory=list)
 
     @property
@@ -126,6 +128,8 @@ def load_demo(
             ),
         )
     sources = _ensure_sources(session, ctx, summary)
+    session.commit()
+    summary.definitions = definitions.install(session, ctx).created
     session.commit()
     summary.files = read_manifest(demo_dir)
     _load_files(session, ctx, demo_dir, sources, summary, on_progress)
