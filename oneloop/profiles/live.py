@@ -16,7 +16,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
 from oneloop.collect.consumers import lock_cursor, register, register_task
@@ -130,12 +130,24 @@ class Sweep:
         if changed:
             segments.refresh(session, changed, when)
         segments.sweep(session, when)
+        refresh_statistics(session)
         session.execute(
             update(CursorRow)
             .where(CursorRow.name == self.name)
             .values(processed=CursorRow.processed + 1, updated_at=now)
         )
         return 0  # a sweep never asks to be run again at once
+
+
+def refresh_statistics(session: Session) -> None:
+    """Keep SQLite's planner statistics current. Without them it reads ``name IN … AND
+    profile_id IN …`` through the ``(name, at)`` index, every event of those names, where the
+    ``(profile_id, at)`` index reads only the batch's profiles' (120 ms against 10 ms a trait
+    on the demo). A sampled ANALYZE costs well under a second; PostgreSQL's autovacuum does
+    this itself."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("PRAGMA analysis_limit=400"))
+        session.execute(text("ANALYZE"))
 
 
 def existing(session: Session, profile_ids: Collection[str]) -> set[str]:

@@ -162,12 +162,12 @@ def rebuild(
     query = select(*EVENT_COLUMNS).where(E.profile_id.in_(profiles), rules_sql(model))
     if model.unit is not None:
         query = query.where(E.bu_id == model.unit)
-    by_profile: dict[str, list[Event]] = {}
+    grouped: dict[str, list[Event]] = {}
     for event in session.execute(query.order_by(E.profile_id, E.at, E.seq)):
-        by_profile.setdefault(event.profile_id, []).append(event)
+        grouped.setdefault(event.profile_id, []).append(event)
     states: dict[str, Running] = {}
     awards: dict[str, list[Award]] = {}
-    for profile_id, evs in by_profile.items():
+    for profile_id, evs in grouped.items():
         state = Running()
         given = apply(model.doc, state, evs, when)
         if given:
