@@ -23,6 +23,9 @@ from oneloop.identity.schemas import IdentifierRef, UnmergeIn
 from oneloop.profiles import departments, service
 from oneloop.profiles.live import Sweep
 from oneloop.profiles.models import ProfileEventRow, ProfileRow, ProfileUnitRow, TraitRow
+from oneloop.segments import service as segments
+from oneloop.segments.models import ChangeRow
+from oneloop.segments.schemas import SegmentIn
 from tests.conftest import ADMIN
 from tests.factories import make_source
 from tests.profiles.conftest import Feed
@@ -81,6 +84,11 @@ def test_timeline_pages_newest_first_and_filters(
 def test_merge_moves_events_and_unmerge_moves_them_back(
     session: Session, ctx: Context, feed: Feed, clock: FixedClock
 ) -> None:
+    """The segment 'viewed and bought' is entered only by the merged person, and left again
+    when the steward splits them: both recorded with their cause."""
+    rule = {"and": [{"event": "Viewed"}, {"event": "Bought"}]}
+    both = segments.create_segment(session, ctx, SegmentIn(code="both", name="both", rule=rule))
+    session.commit()
     feed({"type": "track", "anonymousId": "a1", "event": "Viewed", "properties": {}})
     feed({"type": "track", "userId": "u1", "event": "Bought", "properties": {}})
     assert len(session.scalars(select(ProfileRow.id)).all()) == 2
@@ -88,6 +96,12 @@ def test_merge_moves_events_and_unmerge_moves_them_back(
     survivor = only_profile(session)
     assert {r.profile_id for r in session.scalars(select(ProfileEventRow))} == {survivor}
     assert session.get(ProfileRow, survivor).events == 3
+    history = session.execute(
+        select(ChangeRow.profile_id, ChangeRow.kind, ChangeRow.cause).where(
+            ChangeRow.segment_id == both.id
+        )
+    ).all()
+    assert [(p, k) for p, k, _ in history] == [(survivor, "enter")]
 
     identity.unmerge(
         session,
@@ -100,6 +114,12 @@ def test_merge_moves_events_and_unmerge_moves_them_back(
     owners = {r.name: r.profile_id for r in session.scalars(select(ProfileEventRow))}
     assert owners["Viewed"] != owners["Bought"]
     assert len(session.scalars(select(ProfileRow.id)).all()) == 2
+    left = session.execute(
+        select(ChangeRow.kind, ChangeRow.cause)
+        .where(ChangeRow.segment_id == both.id, ChangeRow.profile_id == survivor)
+        .order_by(ChangeRow.seq)
+    ).all()
+    assert [tuple(r) for r in left] == [("enter", "merge"), ("exit", "split")]
 
 
 def test_business_unit_users_see_profiles_that_touched_their_unit(
