@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from oneloop.bench import demo, identity, ingest, store
+from oneloop.bench import demo, identity, ingest, segments, store
 from oneloop.bench.harness import BenchReport
-from oneloop.cli.common import console, load_settings, progress_bar
+from oneloop.cli.common import console, err_console, fail, load_settings, progress_bar
 
 bench_app = typer.Typer(
     help="Benchmarks: ours against a raw baseline in the same run.", no_args_is_help=True
@@ -131,4 +132,48 @@ def identity_cmd(
         report = identity.run(
             customers=customers, seed=seed, demo_dir=demo_dir, febrl=febrl, on_progress=tick
         )
+    show(report, json_out)
+
+
+@bench_app.command(
+    "segments",
+    epilog="Example: oneloop bench segments --profiles 1000000 --json segments.json",
+)
+def segments_cmd(
+    json_out: JsonOut = None,
+    profiles: Annotated[int, typer.Option(min=100, help="people to generate")] = 1_000_000,
+    events: Annotated[
+        int, typer.Option(min=10, help="tracking calls drained through the consumers")
+    ] = 20_000,
+    rate: Annotated[
+        float, typer.Option(min=0.1, help="events per second while latency is measured")
+    ] = 50.0,
+    seconds: Annotated[float, typer.Option(min=0.1, help="how long latency is measured")] = 30.0,
+    seed: Annotated[int, typer.Option(help="random seed of the generated people")] = 7,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            help="SQLite URL to fill (or reuse when filled before) instead of a scratch file"
+        ),
+    ] = None,
+) -> None:
+    """Segment evaluation over generated people against hand-written SQL; the estimate; the
+    live path's events/s and event-to-entry delay."""
+    load_settings()
+    # the pipeline logs every change it makes at INFO: the phases and the table say enough
+    logging.getLogger("oneloop").setLevel(logging.WARNING)
+    try:
+        with progress_bar(f"generating up to {profiles:,} people") as tick:
+            report = segments.run(
+                profiles=profiles,
+                events=events,
+                rate_per_s=rate,
+                seconds=seconds,
+                seed=seed,
+                db_url=db,
+                on_progress=tick,
+                say=lambda message: err_console.print(f"[dim]{message}[/]"),
+            )
+    except segments.BenchFailed as exc:
+        fail(str(exc))
     show(report, json_out)
