@@ -8,22 +8,19 @@ The PostgreSQL side needs ``ONELOOP_TEST_POSTGRES_URL`` (``make test`` sets it f
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from pytest_postgresql.janitor import DatabaseJanitor
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from oneloop.api.app import create_app
 from oneloop.core.clock import FixedClock
 from oneloop.core.config import Settings
 from oneloop.core.context import Context, system_context
-from oneloop.core.db import create_db_engine, session_factory
+from oneloop.core.db import create_db_engine, scratch_database, session_factory
 from oneloop.migrations import upgrade
 
 POSTGRES_URL = os.environ.get("ONELOOP_TEST_POSTGRES_URL") or None
@@ -45,18 +42,8 @@ def postgres_url() -> Iterator[str]:
         if REQUIRE_POSTGRES:
             pytest.fail("ONELOOP_REQUIRE_POSTGRES=1 but no ONELOOP_TEST_POSTGRES_URL is set")
         pytest.skip("no PostgreSQL server: set ONELOOP_TEST_POSTGRES_URL (make test does)")
-    base = make_url(POSTGRES_URL)
-    name = f"oneloop_test_{uuid.uuid4().hex[:12]}"
-    janitor = DatabaseJanitor(
-        user=base.username or "postgres",
-        password=base.password,
-        host=base.host or "127.0.0.1",
-        port=base.port or 5432,
-        dbname=name,
-        maintenance_dbname=base.database or "postgres",
-    )
-    with janitor:
-        yield base.set(database=name).render_as_string(hide_password=False)
+    with scratch_database(POSTGRES_URL, "oneloop_test") as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)

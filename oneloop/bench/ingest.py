@@ -35,13 +35,12 @@ from oneloop.bench.harness import (
     served,
 )
 from oneloop.bench.harness import ratio as ratio_of
-from oneloop.bench.store import scratch_database
 from oneloop.collect import service as collect
 from oneloop.collect.models import EventRow
 from oneloop.collect.schemas import SourceIn
 from oneloop.core.config import Settings
 from oneloop.core.context import system_context
-from oneloop.core.db import SQLITE_SYNCHRONOUS, create_db_engine, session_factory
+from oneloop.core.db import SQLITE_SYNCHRONOUS, create_db_engine, scratch_database, session_factory
 from oneloop.governance import service as governance
 from oneloop.governance.schemas import BusinessUnitIn
 from oneloop.migrations import upgrade
@@ -291,7 +290,7 @@ def run(
         "one uvicorn worker; log consumers off (ingest only)",
     ]
     if postgres_url:
-        with scratch_database(postgres_url) as url:
+        with scratch_database(postgres_url, "oneloop_bench", or_same=True) as url:
             metrics = _measure_api(url, port, seconds, connections, on_progress)
             baseline = _raw_postgres(url, seconds)
         notes.append("store: PostgreSQL; baseline: psycopg executemany, a commit per batch")

@@ -12,8 +12,7 @@ import json
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from oneloop.bench.harness import (
     ratio,
 )
 from oneloop.core.config import Settings
-from oneloop.core.db import SQLITE_SYNCHRONOUS, create_db_engine
+from oneloop.core.db import SQLITE_SYNCHRONOUS, create_db_engine, scratch_database
 from oneloop.core.ids import new_id
 
 Row = tuple[str, str, str, datetime, str]
@@ -132,31 +131,6 @@ def bench_sqlite(
     return raw, core
 
 
-@contextmanager
-def scratch_database(url: str) -> Iterator[str]:
-    """A throwaway database on the server when the role may create one, else ``url`` itself.
-
-    The bench then never leaves anything behind in a real schema, and a role that may not
-    write to ``public`` (PostgreSQL 15's default) can still be measured.
-    """
-    import psycopg
-    from psycopg import errors, sql
-
-    base = make_url(url)
-    name = f"oneloop_bench_{new_id().lower()}"
-    dsn = base.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(dsn, autocommit=True) as admin:
-        try:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        except errors.InsufficientPrivilege:
-            yield url
-            return
-        try:
-            yield base.set(database=name).render_as_string(hide_password=False)
-        finally:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 def bench_postgres(
     rows: list[Row], batch: int, tick: Progress, url: str, settings: Settings
 ) -> tuple[Metrics, Metrics]:
@@ -211,7 +185,7 @@ def run(
     metrics |= {f"sqlite_raw_{k}": v for k, v in sqlite_raw.items()}
     metrics |= {f"sqlite_core_{k}": v for k, v in sqlite_core.items()}
     if postgres_url:
-        with scratch_database(postgres_url) as url:
+        with scratch_database(postgres_url, "oneloop_bench", or_same=True) as url:
             pg_raw, pg_core = bench_postgres(data, batch, on_progress, url, settings)
         baseline["postgres_rows_per_s"] = pg_raw["rows_per_s"]
         metrics |= {f"postgres_raw_{k}": v for k, v in pg_raw.items()}

@@ -10,6 +10,8 @@ reported as ``Unavailable`` (HTTP 503 with Retry-After), never as a client error
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -194,3 +196,53 @@ def is_transient(exc: BaseException) -> bool:
 def as_unavailable(exc: DBAPIError) -> Unavailable:
     reason = "database is busy" if "locked" in str(exc.orig) else "database is unreachable"
     return Unavailable(f"{reason}; retry shortly", retry_after=1)
+
+
+@contextmanager
+def scratch_database(url: str, prefix: str, *, or_same: bool = False) -> Iterator[str]:
+    """A new, empty PostgreSQL database next to ``url``'s, dropped on the way out.
+
+    With ``or_same``, a role that may not create databases gets ``url`` itself instead of an
+    error (the benches measure such a role too). Dropping never calls
+    ``pg_terminate_backend`` on the whole database: an autovacuum worker counts as a
+    superuser's process, which a plain role may not signal (PostgreSQL 15 refuses it), so
+    only our own leftover client connections are ended and ``DROP DATABASE`` itself tells
+    autovacuum to leave.
+    """
+    import psycopg
+    from psycopg import errors, sql
+
+    base = make_url(url)
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    dsn = base.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        try:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        except errors.InsufficientPrivilege:
+            if not or_same:
+                raise
+            yield url
+            return
+        try:
+            yield base.set(database=name).render_as_string(hide_password=False)
+        finally:
+            _drop_database(admin, name)
+
+
+def _drop_database(admin: Any, name: str) -> None:
+    from psycopg import errors, sql
+
+    for attempt in range(20):
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND backend_type = 'client backend'"
+            " AND usename = current_user AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        try:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+            return
+        except errors.ObjectInUse:
+            if attempt == 19:
+                raise
+            time.sleep(0.25)

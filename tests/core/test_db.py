@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, Engine, MetaData, String, Table, insert, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, StatementError
 
 from oneloop.core.config import Settings
@@ -84,3 +85,27 @@ def test_locked_sqlite_is_transient_and_maps_to_unavailable(tmp_path: Path) -> N
     assert is_transient(caught.value)
     err = as_unavailable(caught.value)
     assert err.retry_after >= 1 and "busy" in err.detail
+
+
+@pytest.mark.postgres
+def test_scratch_database_is_dropped_even_with_a_connection_left_open(
+    postgres_url: str,
+) -> None:
+    """The per-test database must go away although a test leaked a connection to it."""
+    import psycopg
+
+    from oneloop.core.db import scratch_database
+
+    def dsn(url: str) -> str:
+        return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+    with scratch_database(postgres_url, "oneloop_scratch") as url:
+        leaked = psycopg.connect(dsn(url))
+        leaked.execute("SELECT 1")
+    with psycopg.connect(dsn(postgres_url)) as admin:
+        left = admin.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (make_url(url).database,)
+        ).fetchone()
+    assert left is None
+    with pytest.raises(psycopg.OperationalError):
+        leaked.execute("SELECT 1")
