@@ -13,7 +13,7 @@ close, scores that decay, tags that expire (``profiles.sweep``).
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, text, update
@@ -30,7 +30,9 @@ from oneloop.identity import service as identity
 from oneloop.profiles import departments, project, scores, traits
 from oneloop.profiles.filters import When, zone_of
 from oneloop.profiles.models import ProfileRow, TraitRow
+from oneloop.profiles.score_store import ThresholdTags, load_models
 from oneloop.profiles.tags import expire
+from oneloop.profiles.trait_defs import all_definitions
 from oneloop.profiles.values import typed
 from oneloop.segments import live as segments
 
@@ -64,7 +66,39 @@ class ProfilesConsumer:
         traits.refresh(session, list(projected.seqs), when, event_names=names)
         store_golden(session, projected.with_traits, when.now)
         scores.refresh(session, projected.seqs, (), when)
-        segments.refresh(session, changed, when)
+        segments.refresh(session, changed, when, touches(session, projected))
+
+
+def touches(session: Session, projected: project.Projected) -> dict[str, segments.Touch]:
+    """What each profile's new events may have moved: the traits and score models that read
+    those event names, the tags the models' thresholds set, the golden record when an event
+    carried traits. A superset of what did move, read from the definitions, so that live
+    segments are re-evaluated only where their rules read any of it."""
+    definitions = all_definitions(session)
+    models = load_models(session)
+    thresholds = ThresholdTags(session)
+    by_names: dict[frozenset[str], segments.Touch] = {}
+    found: dict[str, segments.Touch] = {}
+    for profile_id, names in projected.names.items():
+        key = frozenset(names)
+        if key not in by_names:
+            moved = [
+                m for m in models if any(not key.isdisjoint(r.filter.names) for r in m.doc.rules)
+            ]
+            reading = [d.id for d in definitions if not key.isdisjoint(d.spec.filter.names)]
+            by_names[key] = segments.Touch(
+                events=key,
+                keys=frozenset(reading),
+                models=frozenset(m.id for m in moved),
+                tags=frozenset(tag.id for m in moved for _, tag in thresholds.of(m)),
+            )
+        touch = by_names[key]
+        if profile_id in projected.joined:
+            touch = segments.EVERYWHERE
+        elif profile_id in projected.with_traits:
+            touch = replace(touch, golden=True)
+        found[profile_id] = touch
+    return found
 
 
 @dataclass

@@ -41,6 +41,7 @@ class Projected:
     seqs: dict[str, list[int]] = field(default_factory=dict)
     names: dict[str, set[str]] = field(default_factory=dict)
     with_traits: set[str] = field(default_factory=set)
+    joined: set[str] = field(default_factory=set)  # new to a business unit
 
     def add(self, profile_id: str, seq: int, name: str, has_traits: bool) -> None:
         self.seqs.setdefault(profile_id, []).append(seq)
@@ -96,7 +97,7 @@ def apply_events(
         projected.add(profile_id, event.seq, name, has_traits(event))
     if rows:
         session.execute(insert(ProfileEventRow), rows)
-        refresh_profiles(session, projected.seqs, now)
+        projected.joined = refresh_profiles(session, projected.seqs, now).joined
     return projected
 
 
@@ -109,12 +110,19 @@ def _projected(session: Session, seqs: Sequence[int]) -> set[int]:
     return found
 
 
-def refresh_profiles(session: Session, profile_ids: Iterable[str], now: datetime) -> set[str]:
+@dataclass(frozen=True)
+class Refreshed:
+    gone: set[str]  # removed: a merge moved all their events away
+    joined: set[str]  # new to a business unit (or new altogether)
+
+
+def refresh_profiles(session: Session, profile_ids: Iterable[str], now: datetime) -> Refreshed:
     """Bring the profile rows and business units of these profiles in line with their
     projected events; a profile left with no events is removed with everything it carried
-    (a merge moved its events away). Returns the removed ids."""
+    (a merge moved its events away)."""
     ids = sorted(set(profile_ids))
     gone: set[str] = set()
+    joined: set[str] = set()
     for part in in_chunks(ids):
         stats = {
             pid: (first, last, count)
@@ -158,6 +166,15 @@ def refresh_profiles(session: Session, profile_ids: Iterable[str], now: datetime
             .where(ProfileEventRow.profile_id.in_(part))
             .group_by(ProfileEventRow.profile_id, ProfileEventRow.bu_id)
         ).all()
+        had = {
+            (p, b)
+            for p, b in session.execute(
+                select(ProfileUnitRow.profile_id, ProfileUnitRow.bu_id).where(
+                    ProfileUnitRow.profile_id.in_(part)
+                )
+            )
+        }
+        joined.update(p for p, b, _, _ in units if (p, b) not in had)
         session.execute(delete(ProfileUnitRow).where(ProfileUnitRow.profile_id.in_(part)))
         if units:
             session.execute(
@@ -169,7 +186,7 @@ def refresh_profiles(session: Session, profile_ids: Iterable[str], now: datetime
             )
     session.flush()
     forget(session, gone)
-    return gone
+    return Refreshed(gone, joined)
 
 
 def forget(session: Session, profile_ids: Collection[str]) -> None:

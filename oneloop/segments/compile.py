@@ -97,6 +97,16 @@ class Scope:
 
 
 @dataclass(frozen=True)
+class Reads:
+    """What a rule's answer is computed from, in the ids profiles store: a live refresh
+    re-evaluates the rule for a profile only when one of these may have changed for it."""
+
+    events: frozenset[str] = frozenset()  # event names
+    keys: frozenset[str] = frozenset()  # trait keys: a computed trait's id, ``golden:FIELD``
+    models: frozenset[str] = frozenset()  # score model ids
+
+
+@dataclass(frozen=True)
 class Bound:
     """A rule with its names resolved. ``names`` maps a condition's path to the id it names
     (a trait key, a tag, a score model, a segment); ``segments`` and ``tags`` are what its
@@ -108,6 +118,7 @@ class Bound:
     segments: frozenset[str]
     tags: frozenset[str]
     is_temporal: bool
+    reads: Reads = Reads()
 
 
 @dataclass
@@ -158,15 +169,22 @@ def bind(session: Session | Resolver, rule: Node, scope: Scope) -> Bound:
     names: dict[Path, str] = {}
     segments: set[str] = set()
     tags: set[str] = set()
+    events: set[str] = set()
+    keys: set[str] = set()
+    models: set[str] = set()
     for leaf in language.leaves(rule):
         if isinstance(leaf, TraitCondition):
             names[leaf.path] = resolver.trait_key(leaf.name, scope)
+            keys.add(names[leaf.path])
+        elif isinstance(leaf, EventCondition):
+            events.update(leaf.filter.names)
         elif isinstance(leaf, TagCondition):
             names[leaf.path] = _known(resolver.tag_id(leaf.code, scope), leaf, "tag")
             tags.add(names[leaf.path])
         elif isinstance(leaf, ScoreCondition):
             model = resolver.score_model_id(leaf.code, scope)
             names[leaf.path] = _known(model, leaf, "score model", "score")
+            models.add(names[leaf.path])
         elif isinstance(leaf, SegmentCondition):
             names[leaf.path] = _known(resolver.segment_id(leaf.code, scope), leaf, "segment")
             segments.add(names[leaf.path])
@@ -177,6 +195,7 @@ def bind(session: Session | Resolver, rule: Node, scope: Scope) -> Bound:
         frozenset(segments),
         frozenset(tags),
         language.is_temporal(rule),
+        Reads(frozenset(events), frozenset(keys), frozenset(models)),
     )
 
 

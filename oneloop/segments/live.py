@@ -18,7 +18,7 @@ reader never skips a row that commits late. SQLite has one writer at a time anyw
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -44,7 +44,16 @@ from oneloop.profiles import tags as profile_tags
 from oneloop.profiles.filters import When
 from oneloop.profiles.models import ProfileTagRow, TagRow
 from oneloop.profiles.tags import MACHINE_SOURCES
-from oneloop.segments.compile import Bound, Resolver, Scope, bind, candidates, condition, matching
+from oneloop.segments.compile import (
+    GOLDEN,
+    Bound,
+    Resolver,
+    Scope,
+    bind,
+    candidates,
+    condition,
+    matching,
+)
 from oneloop.segments.language import parse_rule
 from oneloop.segments.models import ChangeRow, MemberRow, SegmentRow
 
@@ -63,26 +72,94 @@ class Applied:
     exited: int
 
 
-def refresh(session: Session, profile_ids: Mapping[str, str], when: When) -> None:
-    """Re-evaluate the rule tags, then every live segment (a segment after those it uses),
-    for these profiles only; the value of each id is the cause recorded with its entries and
-    exits. Ids that no longer exist leave every segment. The caller commits."""
+@dataclass(frozen=True)
+class Touch:
+    """What may have changed for one profile: a rule reading none of it (nor a tag or segment
+    re-evaluated for the profile before it) keeps its answer and is not evaluated. A profile
+    new to a business unit is touched ``everywhere``: it has just become a candidate of that
+    unit's rules, including those that read nothing it did ("no tag X")."""
+
+    events: frozenset[str] = frozenset()  # names of new events
+    keys: frozenset[str] = frozenset()  # trait keys that may have moved
+    golden: bool = False  # the golden record may have moved (``golden:*`` keys)
+    models: frozenset[str] = frozenset()  # score models that may have moved
+    tags: frozenset[str] = frozenset()  # tags that may have been set or taken away
+    everywhere: bool = False
+
+    def reaches(self, bound: Bound, tags: Set[str], segments: Set[str]) -> bool:
+        """Whether ``bound``'s answer may differ, given the tags and segments already
+        re-evaluated for this profile in this refresh."""
+        reads = bound.reads
+        return (
+            self.everywhere
+            or not reads.events.isdisjoint(self.events)
+            or not reads.keys.isdisjoint(self.keys)
+            or (self.golden and any(k.startswith(GOLDEN) for k in reads.keys))
+            or not reads.models.isdisjoint(self.models)
+            or not bound.tags.isdisjoint(self.tags)
+            or not bound.tags.isdisjoint(tags)
+            or not bound.segments.isdisjoint(segments)
+        )
+
+
+EVERYWHERE = Touch(everywhere=True)
+
+
+def refresh(
+    session: Session,
+    profile_ids: Mapping[str, str],
+    when: When,
+    touched: Mapping[str, Touch] | None = None,
+) -> None:
+    """Re-evaluate the rule tags, then the live segments (a segment after those it uses), for
+    these profiles only; the value of each id is the cause recorded with its entries and
+    exits. With ``touched``, a rule is evaluated for a profile only when what it reads may
+    have changed (an id without a touch: every rule). Ids that no longer exist leave every
+    segment. The caller commits."""
     if not profile_ids:
         return
     lock_feed(session)  # before reading sizes, which this refresh moves
     plan = _plan(session)
     if plan is None:
         return
+    touches = touched or {}
     by_cause: dict[str, list[str]] = {}
     for profile_id, cause in sorted(profile_ids.items()):
         by_cause.setdefault(cause, []).append(profile_id)
     for cause, ids in by_cause.items():
         for chunk in in_chunks(ids):
-            for tag, bound in plan.tags:
-                refresh_tag(session, tag, bound, when, cause, chunk)
-            for segment, bound in plan.segments:
-                applied = apply(session, segment, bound, when, cause, chunk)
-                segment.size += applied.entered - applied.exited
+            _refresh_chunk(session, plan, chunk, touches, when, cause)
+
+
+def _refresh_chunk(
+    session: Session,
+    plan: Plan,
+    chunk: Sequence[str],
+    touches: Mapping[str, Touch],
+    when: When,
+    cause: str,
+) -> None:
+    tags_done: dict[str, set[str]] = {p: set() for p in chunk}
+    segments_done: dict[str, set[str]] = {p: set() for p in chunk}
+
+    def due(bound: Bound) -> list[str]:
+        return [
+            p
+            for p in chunk
+            if touches.get(p, EVERYWHERE).reaches(bound, tags_done[p], segments_done[p])
+        ]
+
+    for tag, bound in plan.tags:
+        if reached := due(bound):
+            refresh_tag(session, tag, bound, when, cause, reached)
+            for p in reached:
+                tags_done[p].add(tag.id)
+    for segment, bound in plan.segments:
+        if reached := due(bound):
+            applied = apply(session, segment, bound, when, cause, reached)
+            segment.size += applied.entered - applied.exited
+            for p in reached:
+                segments_done[p].add(segment.id)
 
 
 def sweep(session: Session, when: When) -> None:

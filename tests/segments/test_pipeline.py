@@ -4,6 +4,7 @@ out of its segments."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 
 import pytest
@@ -18,10 +19,13 @@ from oneloop.core.clock import FixedClock
 from oneloop.core.context import Context
 from oneloop.core.db import session_factory
 from oneloop.identity.resolver import ResolveConsumer
+from oneloop.profiles import score_models, traits
+from oneloop.profiles import service as tags
 from oneloop.profiles.live import IdentityChanges, ProfilesConsumer
 from oneloop.profiles.models import ProfileRow
-from oneloop.segments import service
-from oneloop.segments.models import ChangeRow, MemberRow
+from oneloop.profiles.schemas import TagCategoryIn, TagIn
+from oneloop.segments import live, service
+from oneloop.segments.models import ChangeRow, MemberRow, SegmentRow
 from oneloop.segments.schemas import SegmentIn
 from tests.factories import make_group, make_source
 
@@ -77,3 +81,91 @@ def test_events_move_profiles_in_and_a_merge_moves_the_absorbed_out(
     ).all()
     assert [tuple(c) for c in left][-1] == ("exit", "merge")
     assert service.get_segment(session, ctx, segment.id).size == 1
+
+
+RULES: dict[str, dict[str, object]] = {
+    "buyers": {"event": "Order Completed"},
+    "repeat": {"trait": "orders_all", "op": "gte", "value": 2},
+    "shanghai": {"trait": "city", "op": "eq", "value": "上海"},
+    "warm": {"score": "intent", "op": "gte", "value": 20},
+    "hot": {"tag": "hot"},
+    "cold": {"not": {"tag": "hot"}},
+    "browsing_buyers": {"and": [{"segment": "buyers"}, {"tag": "browser"}]},
+}
+
+
+def test_live_membership_equals_a_full_evaluation_and_skips_rules_reading_nothing_new(
+    session: Session, ctx: Context, feed: Feed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Live refresh evaluates a rule for a profile only when what the rule reads may have
+    moved; after every batch of a random stream, a full evaluation must find nothing to do."""
+    traits.create_trait(
+        session, ctx, {"name": "orders_all", "event": "Order Completed", "aggregate": "count"}
+    )
+    tags.create_category(session, ctx, TagCategoryIn(code="intent", name_zh="意向", name_en="I"))
+    tags.create_tag(session, ctx, TagIn(code="hot", category="intent", name_zh="热", name_en="Hot"))
+    tags.create_tag(
+        session,
+        ctx,
+        TagIn(
+            code="browser",
+            category="intent",
+            name_zh="浏览者",
+            name_en="Browser",
+            rule={"event": "Page Viewed"},
+        ),
+    )
+    score_models.create_model(
+        session,
+        ctx,
+        {
+            "code": "intent",
+            "name_zh": "意向",
+            "name_en": "Intent",
+            "rules": [{"id": "summit", "event": "Summit Checked In", "points": 20}],
+            "thresholds": [{"min": 40, "tag": "hot"}],
+        },
+    )
+    made = {
+        code: service.create_segment(session, ctx, SegmentIn(code=code, name=code, rule=rule))
+        for code, rule in RULES.items()
+    }
+    session.commit()
+    evaluated: list[tuple[str, tuple[str, ...]]] = []
+    original = live.apply
+
+    def spy(session: Session, segment: SegmentRow, *args: object, **kw: object) -> live.Applied:
+        ids = args[3] if len(args) > 3 else kw.get("ids")
+        evaluated.append((segment.code, tuple(ids or ())))  # type: ignore[arg-type]
+        return original(session, segment, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(live, "apply", spy)
+    rng = random.Random(6)
+    people = [{"anonymousId": f"a{i}"} for i in range(4)] + [{"userId": f"u{i}"} for i in range(3)]
+    calls: list[dict[str, object]] = [
+        {"type": "track", "event": "Order Completed", "properties": {}},
+        {"type": "track", "event": "Summit Checked In", "properties": {}},
+        {"type": "page", "name": "Pricing", "properties": {"path": "/pricing"}},
+        {"type": "identify", "traits": {"city": rng.choice(["上海", "北京"])}},
+        {"type": "track", "event": "Newsletter Opened", "properties": {}},
+    ]
+    for _ in range(12):
+        batch = [{**rng.choice(calls), **rng.choice(people)} for _ in range(rng.randint(1, 4))]
+        if rng.random() < 0.2:  # a merge: an anonymous visitor logs in
+            batch.append({"type": "identify", **rng.choice(people[:4]), "userId": "u0"})
+        feed(*batch)
+        monkeypatch.setattr(live, "apply", original)
+        for code, segment in made.items():
+            full = service.evaluate(session, ctx, segment.id)
+            assert (code, full.entered, full.exited) == (code, 0, 0)
+        session.commit()
+        monkeypatch.setattr(live, "apply", spy)
+    assert {code for code, _ in evaluated} == set(RULES)  # every rule had its turn
+
+    evaluated.clear()
+    known = session.scalars(select(ProfileRow.id).order_by(ProfileRow.id)).first()
+    assert known is not None
+    feed({"type": "track", "userId": "u1", "event": "Newsletter Opened", "properties": {}})
+    assert evaluated == []  # nobody reads that event: no rule ran
+    feed({"type": "track", "userId": "u1", "event": "Summit Checked In", "properties": {}})
+    assert {code for code, _ in evaluated} == {"warm", "hot", "cold"}  # the score, its tag
