@@ -2,7 +2,9 @@
 
 The PostgreSQL side needs ``ONELOOP_TEST_POSTGRES_URL`` (``make test`` sets it from
 ``scripts/test-postgres.sh``); without it those tests are skipped, unless
-``ONELOOP_REQUIRE_POSTGRES=1`` (CI), where a missing server fails the run instead.
+``ONELOOP_REQUIRE_POSTGRES=1`` (CI), where a missing server fails the run instead. The bus
+tests start a real ``redis-server`` (Debian's package) the same way: skipped without the
+binary, failed instead under ``ONELOOP_REQUIRE_REDIS=1``.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from oneloop.core.config import Settings
 from oneloop.core.context import Context, system_context
 from oneloop.core.db import create_db_engine, scratch_database, session_factory
 from oneloop.migrations import upgrade
+from tests.servers import REDIS_SERVER, RedisServer, running_redis
 
 POSTGRES_URL = os.environ.get("ONELOOP_TEST_POSTGRES_URL") or None
 REQUIRE_POSTGRES = os.environ.get("ONELOOP_REQUIRE_POSTGRES") == "1"
+REQUIRE_REDIS = os.environ.get("ONELOOP_REQUIRE_REDIS") == "1"
 
 ADMIN_TOKEN = "test-admin-token"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -44,6 +48,17 @@ def postgres_url() -> Iterator[str]:
         pytest.skip("no PostgreSQL server: set ONELOOP_TEST_POSTGRES_URL (make test does)")
     with scratch_database(POSTGRES_URL, "oneloop_test") as url:
         yield url
+
+
+@pytest.fixture
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A fresh, empty ``redis-server`` for one test, stopped afterwards."""
+    if REDIS_SERVER is None:
+        if REQUIRE_REDIS:
+            pytest.fail("ONELOOP_REQUIRE_REDIS=1 but no redis-server is installed")
+        pytest.skip("no redis-server binary: install the redis-server package (CI does)")
+    with running_redis(REDIS_SERVER, tmp_path_factory.mktemp("redis")) as server:
+        yield server
 
 
 @pytest.fixture(params=BACKENDS)

@@ -16,6 +16,7 @@ from oneloop.api import errors, health
 from oneloop.api.deps import AppState
 from oneloop.collect import api as collect_api
 from oneloop.collect import consumers, plans_api
+from oneloop.core.bus import bus_tasks
 from oneloop.core.config import Settings
 from oneloop.core.db import create_db_engine, session_factory
 from oneloop.core.ids import new_id
@@ -47,7 +48,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             worker = threading.Thread(
                 target=consumers.run_forever,
                 args=(state.sessions, consumers.registered(), stop),
-                kwargs={"tasks": consumers.registered_tasks()},
+                kwargs={"tasks": [*consumers.registered_tasks(), *bus_tasks(settings)]},
                 name="oneloop-consumers",
                 daemon=True,
             )

@@ -9,6 +9,7 @@ import typer
 from oneloop import __version__
 from oneloop.bench.cli import bench_app
 from oneloop.cli import db
+from oneloop.cli.bus import bus_app
 from oneloop.cli.common import load_settings
 from oneloop.collect.cli import deadletters_app, sources_app, worker
 from oneloop.collect.import_cli import register as register_import
@@ -39,6 +40,7 @@ app.add_typer(profiles_app, name="profiles")
 app.add_typer(tags_app, name="tags")
 app.add_typer(segments_app, name="segments")
 app.command("worker", epilog="Example: oneloop worker --once")(worker)
+app.add_typer(bus_app, name="bus")
 app.add_typer(demo_app, name="demo")
 app.add_typer(bench_app, name="bench")
 register_import(app)

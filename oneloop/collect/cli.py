@@ -18,6 +18,7 @@ from oneloop.cli.common import (
 )
 from oneloop.collect import catalog, consumers, deadletters, service, stats
 from oneloop.collect.schemas import NewWriteKey, SourceIn, SourceKind
+from oneloop.core.bus import bus_tasks
 from oneloop.core.db import session_factory
 
 sources_app = typer.Typer(help="Sources and their write keys.", no_args_is_help=True)
@@ -219,20 +220,19 @@ def worker(
     ] = False,
 ) -> None:
     """Run the event log's consumers (identity, profiles, segments …) until stopped."""
-    with reported_errors(), cli_engine() as (_, engine):
+    with reported_errors(), cli_engine() as (settings, engine):
         sessions = session_factory(engine)
         found = consumers.registered()
+        tasks = [*consumers.registered_tasks(), *bus_tasks(settings)]
         if once:
             with progress_bar("consuming the log") as tick:
-                totals = consumers.drain(
-                    sessions, found, tasks=consumers.registered_tasks(), on_progress=tick
-                )
+                totals = consumers.drain(sessions, found, tasks=tasks, on_progress=tick)
             for name, total in totals.items():
                 console.print(f"{name}: {total.processed:,} processed, {total.failed:,} failed")
             return
         stop = threading.Event()
         console.print(f"consumers: {', '.join(c.name for c in found) or 'none'}; Ctrl-C stops")
         try:
-            consumers.run_forever(sessions, found, stop, tasks=consumers.registered_tasks())
+            consumers.run_forever(sessions, found, stop, tasks=tasks)
         except KeyboardInterrupt:
             stop.set()

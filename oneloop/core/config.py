@@ -53,6 +53,30 @@ class Settings(BaseSettings):
         default=True,
         description="Whether `oneloop serve` also runs the event-log consumers in-process.",
     )
+    bus_url: str | None = Field(
+        default=None,
+        description=(
+            "Redis URL of the bus (redis://127.0.0.1:6379/0): the worker relays each topic "
+            "into a Redis stream and subscribers read it with consumer groups. Unset: "
+            "subscribers read the topics from the database (one process)."
+        ),
+    )
+    bus_stream_maxlen: int = Field(
+        default=1_000_000,
+        ge=0,
+        description=(
+            "About how many entries each Redis stream keeps (0: all). A consumer group that "
+            "falls further behind than this loses the oldest messages."
+        ),
+    )
+    bus_claim_timeout_ms: int = Field(
+        default=60_000,
+        ge=0,
+        description=(
+            "How long a message read but not acknowledged stays with its reader before "
+            "another reader of the same group is handed it (a dead worker's messages)."
+        ),
+    )
     demo_dir: Path = Field(
         default=Path("var/demo"), description="Where `demo generate` writes and `demo load` reads."
     )

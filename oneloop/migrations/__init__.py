@@ -21,6 +21,7 @@ HERE = Path(__file__).parent
 def target_metadata() -> MetaData:
     """The metadata of every domain's tables; importing the model modules registers them."""
     import oneloop.collect.models
+    import oneloop.core.models
     import oneloop.governance.models
     import oneloop.identity.models
     import oneloop.profiles.models
