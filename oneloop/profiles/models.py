@@ -74,6 +74,25 @@ class ProfileEventRow(Base):
     properties: Mapped[dict[str, Any]] = mapped_column(Json)  # Any: JSON values as sent
 
 
+class EventCountRow(Base):
+    """Per profile, unit and event name: how many, the first and the last. Rules such as "did
+    X", "never did Y", "did X at least 3 times" or "first did X before …" without a window or
+    a property filter read this (one row per person and name) instead of every event, and it
+    is rewritten from ``profiles_event`` whenever a profile's events change."""
+
+    __tablename__ = "profiles_event_count"
+    __table_args__ = (
+        Index("ix_profiles_event_count_name_bu_id_profile_id", "name", "bu_id", "profile_id"),
+    )
+
+    profile_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    bu_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+
+
 class TraitDefRow(Base):
     """A computed trait, as data: an aggregation over a profile's events (see ``traits``).
     ``bu_id`` is the group's id for a trait computed over every unit's events."""

@@ -8,12 +8,12 @@ merge, one projected after it already lands on the survivor.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from oneloop.collect.log import LoggedEvent
@@ -21,6 +21,7 @@ from oneloop.core.db import in_chunks
 from oneloop.identity import service as identity
 from oneloop.profiles.departments import Departments
 from oneloop.profiles.models import (
+    EventCountRow,
     ProfileEventRow,
     ProfileRow,
     ProfileTagRow,
@@ -124,19 +125,14 @@ def refresh_profiles(session: Session, profile_ids: Iterable[str], now: datetime
     gone: set[str] = set()
     joined: set[str] = set()
     for part in in_chunks(ids):
-        stats = {
-            pid: (first, last, count)
-            for pid, first, last, count in session.execute(
-                select(
-                    ProfileEventRow.profile_id,
-                    func.min(ProfileEventRow.at),
-                    func.max(ProfileEventRow.at),
-                    func.count(),
-                )
-                .where(ProfileEventRow.profile_id.in_(part))
-                .group_by(ProfileEventRow.profile_id)
-            )
-        }
+        counts = _count_events(session, part)
+        stats: dict[str, tuple[datetime, datetime, int]] = {}
+        spans: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+        for (pid, bu, _), (n, first, last) in counts.items():
+            f, la, total = stats.get(pid, (first, last, 0))
+            stats[pid] = (min(f, first), max(la, last), total + n)
+            f, la = spans.get((pid, bu), (first, last))
+            spans[(pid, bu)] = (min(f, first), max(la, last))
         existing = {
             row.id: row
             for row in session.scalars(select(ProfileRow).where(ProfileRow.id.in_(part)))
@@ -156,16 +152,6 @@ def refresh_profiles(session: Session, profile_ids: Iterable[str], now: datetime
             else:
                 row.first_seen_at, row.last_seen_at, row.events = first, last, count
                 row.updated_at = now
-        units = session.execute(
-            select(
-                ProfileEventRow.profile_id,
-                ProfileEventRow.bu_id,
-                func.min(ProfileEventRow.at),
-                func.max(ProfileEventRow.at),
-            )
-            .where(ProfileEventRow.profile_id.in_(part))
-            .group_by(ProfileEventRow.profile_id, ProfileEventRow.bu_id)
-        ).all()
         had = {
             (p, b)
             for p, b in session.execute(
@@ -174,26 +160,86 @@ def refresh_profiles(session: Session, profile_ids: Iterable[str], now: datetime
                 )
             )
         }
-        joined.update(p for p, b, _, _ in units if (p, b) not in had)
+        joined.update(p for p, _ in spans.keys() - had)
         session.execute(delete(ProfileUnitRow).where(ProfileUnitRow.profile_id.in_(part)))
-        if units:
+        if spans:
             session.execute(
                 insert(ProfileUnitRow),
                 [
                     {"profile_id": p, "bu_id": b, "first_at": f, "last_at": la}
-                    for p, b, f, la in units
+                    for (p, b), (f, la) in spans.items()
                 ],
             )
+        _store_counts(session, part, counts)
     session.flush()
     forget(session, gone)
     return Refreshed(gone, joined)
+
+
+CountKey = tuple[str, str, str]  # profile id, unit id, event name
+Count = tuple[int, datetime, datetime]  # how many, first, last
+
+
+def recount(session: Session, profile_ids: Sequence[str]) -> None:
+    """Bring ``profiles_event_count`` of these profiles (at most ``IN_CHUNK``) in line with
+    their projected events."""
+    _store_counts(session, profile_ids, _count_events(session, profile_ids))
+
+
+def _count_events(session: Session, profile_ids: Sequence[str]) -> dict[CountKey, Count]:
+    e = ProfileEventRow
+    rows = session.execute(
+        select(e.profile_id, e.bu_id, e.name, func.count(), func.min(e.at), func.max(e.at))
+        .where(e.profile_id.in_(profile_ids))
+        .group_by(e.profile_id, e.bu_id, e.name)
+    )
+    return {(p, b, n): (c, f, la) for p, b, n, c, f, la in rows}
+
+
+def _store_counts(
+    session: Session, profile_ids: Sequence[str], counts: Mapping[CountKey, Count]
+) -> None:
+    """Write only what differs from the stored counts: most of a batch's profiles gained an
+    event or two of names they already had."""
+    c = EventCountRow
+    stored = {
+        (p, b, n): (k, f, la)
+        for p, b, n, k, f, la in session.execute(
+            select(c.profile_id, c.bu_id, c.name, c.count, c.first_at, c.last_at).where(
+                c.profile_id.in_(profile_ids)
+            )
+        )
+    }
+    stale = [{"p": k[0], "b": k[1], "n": k[2]} for k, v in stored.items() if counts.get(k) != v]
+    if stale:
+        t = EventCountRow.__table__.c  # a Core statement: executemany, one per stale row
+        session.execute(
+            delete(EventCountRow.__table__).where(
+                t.profile_id == bindparam("p"), t.bu_id == bindparam("b"), t.name == bindparam("n")
+            ),
+            stale,
+        )
+    fresh = [
+        {"profile_id": p, "bu_id": b, "name": n, "count": k, "first_at": f, "last_at": la}
+        for (p, b, n), (k, f, la) in counts.items()
+        if stored.get((p, b, n)) != (k, f, la)
+    ]
+    if fresh:
+        session.execute(insert(c), fresh)
 
 
 def forget(session: Session, profile_ids: Collection[str]) -> None:
     """Remove what the profiles domain holds of profiles that no longer exist."""
     for part in in_chunks(sorted(profile_ids)):
         session.execute(delete(ProfileRow).where(ProfileRow.id.in_(part)))
-        for model in (ProfileUnitRow, TraitRow, ScoreRow, ScoreHistoryRow, ProfileTagRow):
+        for model in (
+            ProfileUnitRow,
+            EventCountRow,
+            TraitRow,
+            ScoreRow,
+            ScoreHistoryRow,
+            ProfileTagRow,
+        ):
             session.execute(delete(model).where(model.profile_id.in_(part)))
 
 

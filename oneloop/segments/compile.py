@@ -6,7 +6,8 @@ segment's); an unknown tag, score model or segment is a ``ValidationFailed`` at 
 ``condition`` then renders the bound rule for a given "now" and zone.
 
 Each condition is a set of profile ids from one table, read through its indexes
-(``profiles_trait (key, num|text|at)``, ``profiles_event (name, at)`` and ``(profile_id, at)``,
+(``profiles_trait (key, num|text|at)``, ``profiles_event (name, at)`` and ``(profile_id, at)``
+or, without a window or a property filter, ``profiles_event_count``,
 ``profiles_profile_tag``, ``profiles_score``, ``segments_member``); ``not`` is pushed down to
 the conditions (De Morgan), so that each becomes either
 
@@ -50,6 +51,7 @@ from oneloop.profiles.filters import (
     typed_sql,
 )
 from oneloop.profiles.models import (
+    EventCountRow,
     ProfileEventRow,
     ProfileRow,
     ProfileTagRow,
@@ -325,32 +327,45 @@ class _Compiler:
         return _Set(query, scores.c.profile_id, complement)
 
     def event(self, leaf: EventCondition) -> _Set:
-        events = ProfileEventRow.__table__.alias()
+        """Without a window or a property filter the condition reads the per-name counts
+        (``profiles_event_count``: a row per person and name), else the events themselves."""
         scope, when = self.bound.scope, self.when
-        where = [
-            event_filter_sql(
-                leaf.filter, name=events.c.name, properties=events.c.properties, when=when
+        if leaf.window is None and not leaf.filter.where:
+            counts = EventCountRow.__table__.alias()
+            table, profile_id = counts, counts.c.profile_id
+            names = list(leaf.filter.names)
+            where = [counts.c.name.in_(names) if len(names) > 1 else counts.c.name == names[0]]
+            how_many, first, last = (
+                func.sum(counts.c.count),
+                func.min(counts.c.first_at),
+                func.max(counts.c.last_at),
             )
-        ]
+        else:
+            events = ProfileEventRow.__table__.alias()
+            table, profile_id = events, events.c.profile_id
+            where = [
+                event_filter_sql(
+                    leaf.filter, name=events.c.name, properties=events.c.properties, when=when
+                )
+            ]
+            if leaf.window is not None:
+                low, high, inclusive = leaf.window.bounds(when.now, when.zone)
+                where.append(events.c.at >= low)
+                if high is not None:
+                    where.append(events.c.at <= high if inclusive else events.c.at < high)
+            how_many, first, last = func.count(), func.min(events.c.at), func.max(events.c.at)
         if not scope.is_group_wide:
-            where.append(events.c.bu_id == scope.unit)
-        if leaf.window is not None:
-            low, high, inclusive = leaf.window.bounds(when.now, when.zone)
-            where.append(events.c.at >= low)
-            if high is not None:
-                where.append(events.c.at <= high if inclusive else events.c.at < high)
-        query = select(events.c.profile_id).where(*where)
+            where.append(table.c.bu_id == scope.unit)
+        query = select(profile_id).where(*where)
         having: list[ColumnElement[bool]] = []
         if leaf.count is not None:
-            having.append(
-                typed_sql(leaf.count, num=func.count(), text=null(), at=null(), when=when)
-            )
-        for cmp, end in ((leaf.first, func.min(events.c.at)), (leaf.last, func.max(events.c.at))):
+            having.append(typed_sql(leaf.count, num=how_many, text=null(), at=null(), when=when))
+        for cmp, end in ((leaf.first, first), (leaf.last, last)):
             if cmp is not None:
                 having.append(typed_sql(cmp, num=null(), text=null(), at=end, when=when))
         if not having:
-            return _Set(query, events.c.profile_id, complement=not leaf.did)
-        grouped = query.group_by(events.c.profile_id)
+            return _Set(query, profile_id, complement=not leaf.did)
+        grouped = query.group_by(profile_id)
         test = and_(*having) if len(having) > 1 else having[0]
         with_none = (
             leaf.count is not None
@@ -359,8 +374,8 @@ class _Compiler:
             and holds(leaf.count, 0, when)
         )
         if with_none:  # "at most N": everyone but those whose count fails, zero included
-            return _Set(grouped.having(not_(test)), events.c.profile_id, complement=leaf.did)
-        return _Set(grouped.having(test), events.c.profile_id, complement=not leaf.did)
+            return _Set(grouped.having(not_(test)), profile_id, complement=leaf.did)
+        return _Set(grouped.having(test), profile_id, complement=not leaf.did)
 
 
 def _positive(cmp: Comparison) -> tuple[Comparison, bool]:

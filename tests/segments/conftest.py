@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from oneloop.core.clock import FixedClock
 from oneloop.core.context import Context
 from oneloop.core.ids import new_id
+from oneloop.profiles import project
 from oneloop.profiles.filters import When, zone_of
 from oneloop.profiles.models import (
     ProfileEventRow,
@@ -126,6 +127,7 @@ class World:
             )
         )
         self.session.flush()
+        project.recount(self.session, [pid])  # what the profiles consumer keeps for rules
 
     def tag(self, code: str, unit: str | None = None, rule: dict[str, Any] | None = None) -> TagRow:
         now = self.clock.now()

@@ -12,6 +12,7 @@ from sqlalchemy import delete, select
 from oneloop.core.clock import FixedClock
 from oneloop.core.context import Context
 from oneloop.core.db import IN_CHUNK
+from oneloop.profiles import project
 from oneloop.profiles.models import (
     ProfileEventRow,
     ProfileRow,
@@ -115,6 +116,7 @@ def test_rule_tags_follow_their_rule_and_segments_see_them_at_once(
     assert sorted(changes(world, tagged)) == sorted([(a, "enter", "event"), (c, "enter", "event")])
     for pid in (a, c):
         world.session.execute(delete(ProfileEventRow).where(ProfileEventRow.profile_id == pid))
+        project.recount(world.session, [pid])
     live.refresh(world.session, {a: "event", c: "event"}, world.when)
     assert carriers(world, hot) == {c: "manual"}
     assert world.members(tagged) == {c}

@@ -8,7 +8,7 @@ import random
 from collections.abc import Callable
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from oneloop.collect import consumers
@@ -22,7 +22,7 @@ from oneloop.identity.resolver import ResolveConsumer
 from oneloop.profiles import score_models, traits
 from oneloop.profiles import service as tags
 from oneloop.profiles.live import IdentityChanges, ProfilesConsumer
-from oneloop.profiles.models import ProfileRow
+from oneloop.profiles.models import EventCountRow, ProfileEventRow, ProfileRow
 from oneloop.profiles.schemas import TagCategoryIn, TagIn
 from oneloop.segments import live, service
 from oneloop.segments.models import ChangeRow, MemberRow, SegmentRow
@@ -158,6 +158,7 @@ def test_live_membership_equals_a_full_evaluation_and_skips_rules_reading_nothin
         for code, segment in made.items():
             full = service.evaluate(session, ctx, segment.id)
             assert (code, full.entered, full.exited) == (code, 0, 0)
+        assert counted(session) == counted_again(session)  # merges included
         session.commit()
         monkeypatch.setattr(live, "apply", spy)
     assert {code for code, _ in evaluated} == set(RULES)  # every rule had its turn
@@ -169,3 +170,19 @@ def test_live_membership_equals_a_full_evaluation_and_skips_rules_reading_nothin
     assert evaluated == []  # nobody reads that event: no rule ran
     feed({"type": "track", "userId": "u1", "event": "Summit Checked In", "properties": {}})
     assert {code for code, _ in evaluated} == {"warm", "hot", "cold"}  # the score, its tag
+
+
+def counted(session: Session) -> set[tuple[object, ...]]:
+    c = EventCountRow
+    rows = session.execute(select(c.profile_id, c.bu_id, c.name, c.count, c.first_at, c.last_at))
+    return {tuple(r) for r in rows}
+
+
+def counted_again(session: Session) -> set[tuple[object, ...]]:
+    e = ProfileEventRow
+    rows = session.execute(
+        select(
+            e.profile_id, e.bu_id, e.name, func.count(), func.min(e.at), func.max(e.at)
+        ).group_by(e.profile_id, e.bu_id, e.name)
+    )
+    return {tuple(r) for r in rows}
