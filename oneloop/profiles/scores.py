@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from oneloop.core.clock import SystemClock
 from oneloop.core.context import Context
-from oneloop.core.db import in_chunks
+from oneloop.core.db import Unindexed, in_chunks
 from oneloop.core.errors import NotFound
 from oneloop.governance import service as governance
 from oneloop.profiles import score_store as store
@@ -212,12 +212,16 @@ def sweep(session: Session, when: When) -> set[str]:
         pairs = found.of(model)
         after = ""
         while True:
+            # Pages in primary-key order, read from the key itself: through the (model, value)
+            # index SQLite would sort every score of the model again for each page (0.5 s a
+            # page, 190 s a sweep at 10^6 people).
+            value = Unindexed(S.value)
             page = session.execute(
                 select(S.profile_id, S.value, S.as_of)
                 .where(
-                    S.model_id == model.id,
+                    Unindexed(S.model_id) == model.id,
                     S.as_of < when.now,
-                    or_(S.value >= 1 / SWEEP_STEP, S.value < -1 / SWEEP_STEP),
+                    or_(value >= 1 / SWEEP_STEP, value < -1 / SWEEP_STEP),
                     S.profile_id > after,
                 )
                 .order_by(S.profile_id)
