@@ -41,6 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from oneloop.core.db import Unindexed
 from oneloop.profiles.filters import (
     Comparison,
     Path,
@@ -228,12 +229,15 @@ class Candidates:
     where: tuple[ColumnElement[bool], ...]
 
 
-def candidates(scope: Scope) -> Candidates:
+def candidates(scope: Scope, *, by_row: bool = False) -> Candidates:
+    """``by_row``: the caller picks rows by their SQLite ``rowid``, which SQLite would
+    otherwise filter out of a scan of the unit's whole index (130 ms at 10^6 people)."""
     if scope.is_group_wide:
         profiles = ProfileRow.__table__.alias()
         return Candidates(profiles, profiles.c.id, ())
     units = ProfileUnitRow.__table__.alias()
-    return Candidates(units, units.c.profile_id, (units.c.bu_id == scope.unit,))
+    unit = Unindexed(units.c.bu_id) if by_row else units.c.bu_id
+    return Candidates(units, units.c.profile_id, (unit == scope.unit,))
 
 
 def condition(

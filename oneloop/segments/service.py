@@ -303,7 +303,7 @@ def _draw_rows(session: Session, bound: Bound, when: When) -> _Drawn | None:
     """SQLite: the candidates at random row numbers (``rowid``), found by seeks rather than
     a scan of a million index entries. None when the table is small enough to count, or the
     unit's rows are too sparse in it to draw enough."""
-    base = candidates(bound.scope)
+    base = candidates(bound.scope, by_row=True)
     rowid = literal_column("rowid")  # SQLite's row number of the one table in FROM
     low, high = session.execute(
         select(func.min(rowid), func.max(rowid)).select_from(base.table)
