@@ -14,7 +14,8 @@ would have written, so the tables keep their meaning:
   follows; a ticket in ``care`` for 10 %). These events are older than the log (they have no
   ``collect_event`` row), so their positions are negative: below every logged event, so they
   can never collide with one and sort first;
-* ``profiles_profile`` and ``profiles_profile_unit``: first, last and count from those events;
+* ``profiles_profile``, ``profiles_profile_unit`` and ``profiles_event_count``: first, last and
+  count from those events (per person, per unit, per unit and name);
 * ``identity_profile`` and one ``user_id`` identifier each (``m0000042``, stored as the
   resolver stores it: ``shop:m0000042``), so that a new event of an existing person resolves
   to their profile as it would in production;
@@ -113,6 +114,7 @@ from oneloop.profiles import departments, score_models, service, trait_defs
 from oneloop.profiles.filters import Relative, When, zone_of
 from oneloop.profiles.live import SWEEP
 from oneloop.profiles.models import (
+    EventCountRow,
     ProfileEventRow,
     ProfileRow,
     ProfileTagRow,
@@ -416,6 +418,7 @@ COLUMNS: dict[Table, tuple[str, ...]] = {
     _table(ProfileUnitRow): ("profile_id", "bu_id", "first_at", "last_at"),
     _table(ProfileEventRow): ("seq", "profile_id", "bu_id", "source_id", "type", "name",
                               "department", "at", "properties"),
+    _table(EventCountRow): ("profile_id", "name", "bu_id", "count", "first_at", "last_at"),
     _table(TraitRow): ("profile_id", "key", "value", "num", "text", "at", "updated_at"),
     _table(ScoreRow): ("profile_id", "model_id", "value", "as_of", "updated_at"),
     _table(ScoreHistoryRow): ("profile_id", "model_id", "seq", "rule", "points", "value_after",
@@ -557,6 +560,11 @@ class _Maker:
         for unit in sorted({e.unit for e in events}):
             times = [e.at for e in events if e.unit == unit]
             rows["profiles_profile_unit"].append((profile_id, unit, times[0], times[-1]))
+        for unit, name in sorted({(e.unit, e.name) for e in events}):
+            times = [e.at for e in events if (e.unit, e.name) == (unit, name)]
+            rows["profiles_event_count"].append(
+                (profile_id, name, unit, len(times), times[0], times[-1])
+            )
         rows["identity_profile"].append((profile_id, first, first, None))
         user = self.stored_user_id(user_id(index))
         rows["identity_identifier"].append(

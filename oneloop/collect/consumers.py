@@ -33,7 +33,7 @@ from oneloop.collect.log import START, LoggedEvent, Position, read_after, read_s
 from oneloop.collect.models import CursorRow, DeadLetterRow
 from oneloop.collect.spec import Invalid
 from oneloop.core.clock import Clock, SystemClock
-from oneloop.core.db import is_transient
+from oneloop.core.db import is_transient, write_lock
 from oneloop.core.errors import FieldError
 
 log = logging.getLogger(__name__)
@@ -120,6 +120,7 @@ def step(
     """Handle the next events after the consumer's cursor; one transaction."""
     clock = clock or SystemClock()
     with sessions() as session, session.begin():
+        write_lock(session)
         position = lock_cursor(session, consumer.name, clock)
         events = read_after(session, position, batch)
         if not events:
@@ -146,6 +147,7 @@ def step(
 def run_task(sessions: sessionmaker[Session], task: Task, clock: Clock | None = None) -> int:
     """One piece of a task's work, in its own transaction."""
     with sessions() as session, session.begin():
+        write_lock(session)
         return task.run(session, clock or SystemClock())
 
 
@@ -206,7 +208,9 @@ def run_forever(
             except DBAPIError as exc:
                 if not is_transient(exc):
                     raise
-                log.warning("consumer.retry", extra={"consumer": consumer.name})
+                log.warning(
+                    "consumer.retry", extra={"consumer": consumer.name, "error": str(exc.orig)}
+                )
                 stop.wait(idle_wait_s * 4)
                 continue
             busy = busy or (result.processed + result.failed) > 0
@@ -216,7 +220,7 @@ def run_forever(
             except DBAPIError as exc:
                 if not is_transient(exc):
                     raise
-                log.warning("task.retry", extra={"task": task.name})
+                log.warning("task.retry", extra={"task": task.name, "error": str(exc.orig)})
         if not busy:
             stop.wait(idle_wait_s)
 
