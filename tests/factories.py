@@ -8,7 +8,7 @@ from oneloop.collect import service as collect
 from oneloop.collect.schemas import Source, SourceIn
 from oneloop.core.context import Context
 from oneloop.governance import service as governance
-from oneloop.governance.schemas import BusinessUnit, BusinessUnitIn
+from oneloop.governance.schemas import BusinessUnit, BusinessUnitIn, BusinessUnitPatch
 
 
 def make_group(
@@ -27,6 +27,13 @@ def make_group(
         made.append(governance.create_business_unit(session, ctx, data))
     session.commit()
     return made
+
+
+def set_time_zone(session: Session, ctx: Context, code: str, zone: str) -> BusinessUnit:
+    """Move the unit ``code`` to ``zone`` (an IANA name), committed."""
+    unit = governance.update_business_unit(session, ctx, code, BusinessUnitPatch(time_zone=zone))
+    session.commit()
+    return unit
 
 
 def make_source(

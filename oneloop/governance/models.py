@@ -14,6 +14,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from oneloop.core.db import Base, UTCDateTime
 from oneloop.core.ids import ID_LENGTH
 
+# Where a unit is when nobody says otherwise (issue 6): the group's zone, and so its units'.
+DEFAULT_TIME_ZONE = "Asia/Shanghai"
+
 
 class BusinessUnitRow(Base):
     """The group (HQ, no parent) and its business units (事业部), as a tree."""
@@ -28,6 +31,8 @@ class BusinessUnitRow(Base):
     parent_id: Mapped[str | None] = mapped_column(
         String(ID_LENGTH), ForeignKey("governance_business_unit.id"), index=True
     )
+    # An IANA name: times are stored in UTC, and rules count calendar days in this zone.
+    time_zone: Mapped[str] = mapped_column(String(64), server_default=DEFAULT_TIME_ZONE)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
 

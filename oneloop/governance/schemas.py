@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Annotated, Literal
+from zoneinfo import available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from oneloop.governance.models import DEFAULT_TIME_ZONE
 
 BuCode = Annotated[
     str,
@@ -13,6 +17,36 @@ BuCode = Annotated[
     Field(description="lower-case letters, digits and dashes, 2-32 long, e.g. 'appliances'"),
 ]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+# Names the zone database knows but that are not places: ``localtime`` is whatever the
+# server's clock is set to, so a unit's days would move with the machine it runs on.
+NOT_PLACES = frozenset({"localtime", "posixrules", "Factory"})
+
+
+@cache
+def _known_zones() -> frozenset[str]:
+    return frozenset(available_timezones()) - NOT_PLACES
+
+
+def known_time_zone(name: str) -> str:
+    """An IANA zone name exactly as the zone database spells it (``Europe/Berlin``), so
+    that what is stored loads on every server."""
+    if name not in _known_zones():
+        raise ValueError(
+            f"unknown time zone {name!r}; use an IANA name such as Asia/Shanghai or Europe/Berlin"
+        )
+    return name
+
+
+TimeZone = Annotated[
+    str,
+    StringConstraints(max_length=64),
+    AfterValidator(known_time_zone),
+    Field(
+        description="IANA time zone the unit's rules count calendar days in",
+        examples=[DEFAULT_TIME_ZONE, "Europe/Berlin"],
+    ),
+]
 
 Role = Literal[
     "group_admin",
@@ -31,6 +65,24 @@ class BusinessUnitIn(BaseModel):
     name_zh: Name
     name_en: Name
     parent: BuCode | None = Field(default=None, description="code of the parent; None for HQ")
+    time_zone: TimeZone | None = Field(
+        default=None,
+        description=(
+            "IANA time zone the unit's rules count calendar days in; "
+            f"default: the parent's, and {DEFAULT_TIME_ZONE} for the group"
+        ),
+    )
+
+
+class BusinessUnitPatch(BaseModel):
+    """What may change after creation; a field left out keeps its value. The code and the
+    parent do not change: other records and links name them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name_zh: Name | None = None
+    name_en: Name | None = None
+    time_zone: TimeZone | None = None
 
 
 class BusinessUnit(BaseModel):
@@ -42,7 +94,9 @@ class BusinessUnit(BaseModel):
     name_en: str
     kind: Literal["group", "bu"]
     parent_id: str | None
+    time_zone: str
     created_at: datetime
+    updated_at: datetime
 
 
 class UserIn(BaseModel):

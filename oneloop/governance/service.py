@@ -5,6 +5,9 @@ The caller commits; these functions only flush, so a CLI command or a request ca
 
 from __future__ import annotations
 
+import logging
+from zoneinfo import ZoneInfo
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
@@ -15,14 +18,24 @@ from oneloop.core.context import Context
 from oneloop.core.db import SelectT, in_tenancy
 from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
-from oneloop.governance.models import BusinessUnitRow, UserRow
-from oneloop.governance.schemas import BusinessUnit, BusinessUnitIn, User, UserIn
+from oneloop.governance.models import DEFAULT_TIME_ZONE, BusinessUnitRow, UserRow
+from oneloop.governance.schemas import (
+    BusinessUnit,
+    BusinessUnitIn,
+    BusinessUnitPatch,
+    User,
+    UserIn,
+)
+
+log = logging.getLogger(__name__)
 
 _hasher = PasswordHasher()
 
 
 def create_business_unit(session: Session, ctx: Context, data: BusinessUnitIn) -> BusinessUnit:
-    """The first unit without a parent is the group (HQ); there is exactly one group."""
+    """The first unit without a parent is the group (HQ); there is exactly one group. A unit
+    given no time zone takes its parent's, so that a group abroad need not repeat its zone;
+    it is copied, and a later change of the parent's zone leaves the unit's as it is."""
     ctx.require("governance.bu.create")
     if session.scalar(select(BusinessUnitRow.id).where(BusinessUnitRow.code == data.code)):
         raise Conflict(f"a business unit with code {data.code!r} already exists", code=data.code)
@@ -32,9 +45,10 @@ def create_business_unit(session: Session, ctx: Context, data: BusinessUnitIn) -
                 "the group already exists; give --parent to create a business unit under it",
                 field="parent",
             )
-        parent_id = None
+        parent_id, zone = None, data.time_zone or DEFAULT_TIME_ZONE
     else:
-        parent_id = _get_row(session, data.parent).id
+        parent = _get_row(session, data.parent)
+        parent_id, zone = parent.id, data.time_zone or parent.time_zone
     now = ctx.clock.now()
     row = BusinessUnitRow(
         id=new_id(now),
@@ -43,6 +57,7 @@ def create_business_unit(session: Session, ctx: Context, data: BusinessUnitIn) -
         name_en=data.name_en,
         kind="group" if parent_id is None else "bu",
         parent_id=parent_id,
+        time_zone=zone,
         created_at=now,
         updated_at=now,
     )
@@ -57,6 +72,27 @@ def get_business_unit(session: Session, ctx: Context, code: str) -> BusinessUnit
     row = _get_row(session, code)
     if not ctx.is_group_wide and row.id != ctx.bu_id:
         raise NotFound(f"no business unit with code {code!r}", code=code)
+    return BusinessUnit.model_validate(row)
+
+
+def update_business_unit(
+    session: Session, ctx: Context, code: str, data: BusinessUnitPatch
+) -> BusinessUnit:
+    """Change the names or the time zone; a field left out stays. A new zone applies from the
+    next evaluation on: what was computed before (a trait's window, a score's capped awards,
+    a segment over plain dates) stays until recomputed (``oneloop traits recompute``,
+    ``oneloop scores recompute``, ``oneloop segments evaluate``)."""
+    ctx.require("governance.bu.update")
+    row = _get_row(session, code)
+    if not ctx.is_group_wide and row.id != ctx.bu_id:
+        raise NotFound(f"no business unit with code {code!r}", code=code)
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    for name, value in changes.items():
+        setattr(row, name, value)
+    if changes:
+        row.updated_at = ctx.clock.now()
+        session.flush()
+        log.info("bu.updated", extra={"bu_id": row.id, "fields": sorted(changes)})
     return BusinessUnit.model_validate(row)
 
 
@@ -76,6 +112,16 @@ def group_id(session: Session) -> str:
     if found is None:
         raise NotFound("the group does not exist yet; create it with `oneloop bu create`")
     return found
+
+
+def zone_of_unit(session: Session, bu_id: str) -> ZoneInfo:
+    """The zone a unit's rules count calendar days in (issue 6: times are stored in UTC;
+    "the last 7 days" and a plain date mean the unit's local days). One primary-key read:
+    callers look it up once per rule, definition or model, never per profile."""
+    name = session.scalar(select(BusinessUnitRow.time_zone).where(BusinessUnitRow.id == bu_id))
+    if name is None:
+        raise NotFound(f"no business unit {bu_id!r}", bu_id=bu_id)
+    return ZoneInfo(name)
 
 
 def scope_of(session: Session, ctx: Context, code: str | None = None) -> tuple[str, ...]:

@@ -41,7 +41,7 @@ from sqlalchemy.ext.compiler import compiles
 
 from oneloop.core.errors import FieldError, ValidationFailed
 
-DEFAULT_ZONE = "Asia/Shanghai"
+DEFAULT_ZONE = "Asia/Shanghai"  # the group's default (``governance.models.DEFAULT_TIME_ZONE``)
 MAX_LIST = 1_000  # values of one ``in``
 MAX_TEXT = 300  # characters of one literal
 UNITS = {"minutes": timedelta(minutes=1), "hours": timedelta(hours=1)}
@@ -100,10 +100,15 @@ class Comparison:
 
 @dataclass(frozen=True)
 class When:
-    """What "now" and "today" mean for one evaluation."""
+    """What "now" and "today" mean for one evaluation. A rule, a trait definition or a score
+    model that belongs to a business unit is evaluated in that unit's zone (``in_zone``),
+    whatever zone the caller's ``When`` carries."""
 
     now: datetime
     zone: ZoneInfo
+
+    def in_zone(self, zone: ZoneInfo) -> When:
+        return When(self.now, zone)
 
 
 @dataclass(frozen=True)

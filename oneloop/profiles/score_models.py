@@ -141,6 +141,9 @@ def delete_model(
     """Delete a model with its scores and history, and take away the tags it set."""
     ctx.require("profiles.admin")
     row = _own_row(session, ctx, ref, bu)
+    from oneloop.segments.service import require_unused  # segments build on profiles
+
+    require_unused(session, f"score model {row.code!r}", lambda b: row.id in b.reads.models)
     model = scores.load_models(session, [row])[0]
     when = when or scores.when_of(ctx)
     changed = _drop_tags(

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Row, delete, func, insert, or_, select
 from sqlalchemy.orm import Session, aliased
@@ -62,7 +63,9 @@ Event = Row[Any]  # Any: the selected EVENT_COLUMNS; fits score_rules.ScoredEven
 @dataclass(frozen=True)
 class Model:
     """A stored model, parsed. ``unit`` is None for a group-wide model (every unit's events);
-    ``units`` is where its threshold tags are looked up (the unit's own, then the group's)."""
+    ``units`` is where its threshold tags are looked up (the unit's own, then the group's);
+    ``zone`` is its unit's (or the group's) time zone, in which caps per day, week or month
+    count calendar periods."""
 
     id: str
     bu_id: str
@@ -70,10 +73,15 @@ class Model:
     units: tuple[str, ...]
     version: int
     doc: ModelDoc
+    zone: ZoneInfo
 
     @property
     def by(self) -> str:
         return f"score:{self.doc.code}"
+
+    def at(self, when: When) -> When:
+        """``when`` in the model's zone."""
+        return when.in_zone(self.zone)
 
 
 # --- models ---------------------------------------------------------------------------------
@@ -85,6 +93,7 @@ def load_models(session: Session, rows: Iterable[ScoreModelRow] | None = None) -
     if not found:
         return []
     group = governance.group_id(session)
+    zones = {bu: governance.zone_of_unit(session, bu) for bu in {row.bu_id for row in found}}
     return [
         Model(
             id=row.id,
@@ -93,6 +102,7 @@ def load_models(session: Session, rows: Iterable[ScoreModelRow] | None = None) -
             units=(row.bu_id,) if row.bu_id == group else (row.bu_id, group),
             version=row.version,
             doc=parse_model(row.definition),
+            zone=zones[row.bu_id],
         )
         for row in sorted(found, key=lambda r: r.id)
     ]
@@ -155,6 +165,7 @@ def rebuild(
     session: Session, model: Model, profiles: Sequence[str], when: When
 ) -> tuple[dict[str, Running], dict[str, list[Award]]]:
     """Forget these profiles' awards in ``model`` and score all their events again."""
+    when = model.at(when)
     session.execute(
         delete(H).where(H.model_id == model.id, H.profile_id.in_(profiles)),
         execution_options={"synchronize_session": False},  # history is never loaded as objects
@@ -350,10 +361,10 @@ def last_awards(session: Session, profiles: Sequence[str]) -> dict[Key, tuple[da
 
 
 def cap_use(
-    session: Session, model: Model, events: Mapping[str, Sequence[Event]], when: When
+    session: Session, model: Model, events: Mapping[str, Sequence[Event]]
 ) -> dict[str, list[tuple[str, float, datetime]]]:
-    """Past awards of capped rules in the periods the new events fall in (all of them for a
-    cap per ``ever``): what the caps have left."""
+    """Past awards of capped rules in the periods the new events fall in (calendar periods
+    in the model's zone; all of them for a cap per ``ever``): what the caps have left."""
     capped = [r for r in model.doc.rules if r.cap is not None]
     if not capped or not events:
         return {}
@@ -362,7 +373,7 @@ def cap_use(
         for evs in events.values()
         for e in evs
         for per in model.doc.capped_periods
-        if (start := period_start(e.at, per, when.zone)) is not None
+        if (start := period_start(e.at, per, model.zone)) is not None
     ]
     ever = [r.id for r in capped if r.cap is not None and r.cap.per == "ever"]
     since = [H.at >= min(starts)] if starts else []

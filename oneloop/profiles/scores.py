@@ -5,6 +5,8 @@ state is stored (``score_store``). New events are applied on top of the stored s
 event at or before the profile's last award in a model (a late event, a redelivery) replays
 the profile in that model instead, so the stored state always equals a replay. Merges and
 splits replay. The profiles consumer calls ``refresh`` once per batch, the sweep ``sweep``.
+Caps per day, week or month count calendar periods in the zone of the model's unit
+(``Model.zone``, looked up once per model), whatever zone the caller's ``When`` carries.
 
 Cost: a batch loads its events, score rows, last awards, cap use and tags per chunk of
 profiles, and per model at most one more query for cap use: not one query per event.
@@ -140,11 +142,12 @@ def _incremental(
     so a batch of events no model counts (identifies, most page views) costs no query."""
     hits: dict[str, dict[str, list[Event]]] = {}  # model id → profile id → its events
     for model in models:
+        local = model.at(when)
         for profile_id, evs in events.items():
             mine = [
                 e
                 for e in evs
-                if (model.unit is None or e.bu_id == model.unit) and matching(model.doc, e, when)
+                if (model.unit is None or e.bu_id == model.unit) and matching(model.doc, e, local)
             ]
             if mine:
                 hits.setdefault(model.id, {})[profile_id] = ordered(mine)
@@ -156,6 +159,7 @@ def _incremental(
     held = store.held_tags(session, profiles, found.ids(models))
     changed: set[str] = set()
     for model in models:
+        local = model.at(when)  # caps count the model's unit's calendar days
         mine = hits.get(model.id, {})
         late = {
             p
@@ -163,7 +167,7 @@ def _incremental(
             if (p, model.id) in last and (evs[0].at, evs[0].seq) <= last[(p, model.id)]
         }
         on_time = {p: evs for p, evs in mine.items() if p not in late}
-        use = store.cap_use(session, model, on_time, when)
+        use = store.cap_use(session, model, on_time)
         states: dict[str, Running] = {}
         awards: dict[str, list[Award]] = {}
         for profile_id, evs in on_time.items():
@@ -171,8 +175,8 @@ def _incremental(
             state = Running(last=last.get((profile_id, model.id)))
             if row is not None:
                 state.value, state.at = row.value, row.as_of
-            count_use(model.doc, state, use.get(profile_id, ()), when.zone)
-            given = apply(model.doc, state, evs, when)
+            count_use(model.doc, state, use.get(profile_id, ()), local.zone)
+            given = apply(model.doc, state, evs, local)
             if given:
                 states[profile_id], awards[profile_id] = state, given
         pairs = found.of(model)
@@ -347,7 +351,8 @@ def follow(session: Session, profile_ids: Collection[str], when: When) -> None:
 
 
 def when_of(ctx: Context) -> When:
-    """Now, by the context's clock, in the units' zone."""
+    """Now, by the context's clock; each model counts days in its own unit's zone
+    (``Model.zone``)."""
     return When(now=ctx.clock.now(), zone=zone_of(None))
 
 

@@ -284,7 +284,7 @@ def _check_rule(session: Session, rule: dict[str, Any] | None, unit: str) -> Non
     from oneloop.segments import compile, language  # segments build on profiles
 
     parsed = language.parse_rule(rule, ("rule",))
-    compile.bind(session, parsed, compile.Scope(unit, governance.group_id(session)))
+    compile.bind(session, parsed, compile.scope_in(session, unit, governance.group_id(session)))
 
 
 def list_tags(session: Session, ctx: Context) -> list[Tag]:
@@ -305,6 +305,9 @@ def delete_tag(session: Session, ctx: Context, tag_id: str) -> None:
     row = _tag_row(session, ctx, tag_id)
     if not governance.may_change(ctx, row.bu_id):
         raise NotFound(f"no tag {tag_id}", tag_id=tag_id)  # the group's tags are HQ's to delete
+    from oneloop.segments.service import require_unused  # segments build on profiles
+
+    require_unused(session, f"tag {row.code!r}", lambda b: tag_id in b.tags)
     holders = set(
         session.scalars(select(ProfileTagRow.profile_id).where(ProfileTagRow.tag_id == tag_id))
     )

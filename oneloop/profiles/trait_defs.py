@@ -328,6 +328,7 @@ def update_trait(session: Session, ctx: Context, trait_id: str, document: object
     spec = parse_definition(document)
     if spec.name != row.name:
         _check_unique(session, row.bu_id, spec.name)
+        _require_unused(session, row)
     row.name, row.description = spec.name, spec.description
     row.definition = dict(expect_mapping(document, ()))
     row.version += 1
@@ -341,11 +342,18 @@ def delete_trait(session: Session, ctx: Context, trait_id: str) -> int:
     """Delete the definition and its values; the number of values removed."""
     ctx.require("profiles.admin")
     row = _owned_row(session, ctx, trait_id)
+    _require_unused(session, row)
     removed: int = session.execute(delete(TraitRow).where(TraitRow.key == row.id)).rowcount  # type: ignore[attr-defined]
     session.delete(row)
     session.flush()
     log.info("trait.deleted", extra={"trait_id": trait_id, "values": removed})
     return removed
+
+
+def _require_unused(session: Session, row: TraitDefRow) -> None:
+    from oneloop.segments.service import require_unused  # segments build on profiles
+
+    require_unused(session, f"trait {row.name!r}", lambda b: row.id in b.reads.keys)
 
 
 def managed_definitions(

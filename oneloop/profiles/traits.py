@@ -14,7 +14,9 @@ computation agree by construction, and ``tests/profiles/test_traits.py`` checks 
 
 Values are computed as ``trait_sql`` describes: no row means no matching event (a count of
 0 is not stored; segment rules read a missing trait as ``not_exists``), hostile property
-values are skipped, sums are rounded so that both paths agree.
+values are skipped, sums are rounded so that both paths agree. A window counts calendar days
+in the zone of the definition's unit (the group's for a group-wide one), whatever zone the
+caller's ``When`` carries (issue 6).
 
 The caller commits; these functions only write through the session.
 """
@@ -192,8 +194,9 @@ def refresh(
     group_id = governance.group_id(session)
     changed: set[str] = set()
     for d in chosen:
+        local = _in_zone(session, d, when)
         for part in in_chunks(ids):
-            changed |= _apply(session, d, ids_in(part), when, group_id)
+            changed |= _apply(session, d, ids_in(part), local, group_id)
     return changed
 
 
@@ -208,19 +211,20 @@ def sweep(session: Session, when: When, since: datetime) -> set[str]:
     group_id = governance.group_id(session)
     for d in windowed:
         assert d.spec.window is not None
-        before = d.spec.window.cutoff(since, when.zone)
-        now = d.spec.window.cutoff(when.now, when.zone)
+        local = _in_zone(session, d, when)
+        before = d.spec.window.cutoff(since, local.zone)
+        now = d.spec.window.cutoff(local.now, local.zone)
         if now <= before:
             continue
         left = (
             select(E.profile_id)
             .distinct()
-            .where(*event_conditions(d, when, group_id))
+            .where(*event_conditions(d, local, group_id))
             .where(E.at >= before, E.at < now)
         )
         ids = sorted(session.scalars(left))
         for part in in_chunks(ids):
-            changed |= _apply(session, d, ids_in(part), when, group_id)
+            changed |= _apply(session, d, ids_in(part), local, group_id)
     if changed:
         log.info("traits.swept", extra={"profiles": len(changed)})
     return changed
@@ -266,12 +270,13 @@ def _rebuild(
     total = sum(_population(session, d, group_id) for d in chosen)
     done = written = 0
     for d in chosen:
+        local = _in_zone(session, d, when)
         low: str | None = None
         while True:
             page = _page(session, d, group_id, low)
             is_last = len(page) < PAGE
             high = None if is_last else page[-1]
-            written += len(_apply(session, d, id_range(low, high), when, group_id))
+            written += len(_apply(session, d, id_range(low, high), local, group_id))
             done += len(page)
             if on_progress is not None:
                 on_progress(done, total)
@@ -305,6 +310,12 @@ def _page(session: Session, d: TraitDef, group_id: str, low: str | None) -> list
 
 def _when(ctx: Context) -> When:
     return When(now=ctx.clock.now(), zone=zone_of(None))
+
+
+def _in_zone(session: Session, d: TraitDef, when: When) -> When:
+    """``when`` in the zone of the definition's unit: its window counts that unit's calendar
+    days (a group-wide definition, the group's). Looked up once per definition."""
+    return when.in_zone(governance.zone_of_unit(session, d.bu_id))
 
 
 # --- reading --------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Two steps. ``bind`` resolves the rule's names in a business unit's scope (the unit first,
 then the group), once, with lookups (a computed trait's id, a tag's, a score model's, another
 segment's); an unknown tag, score model or segment is a ``ValidationFailed`` at the node's path.
-``condition`` then renders the bound rule for a given "now" and zone.
+``condition`` then renders the bound rule for a given "now", counting calendar days (relative
+windows, plain dates) in the zone of the unit the rule belongs to (``Scope.zone``, issue 6).
 
 Each condition is a set of profile ids from one table, read through its indexes
 (``profiles_trait (key, num|text|at)``, ``profiles_event (name, at)`` and ``(profile_id, at)``
@@ -27,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ColumnElement,
@@ -42,6 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from oneloop.core.db import Unindexed
+from oneloop.governance import service as governance
 from oneloop.profiles.filters import (
     Comparison,
     Path,
@@ -50,6 +53,7 @@ from oneloop.profiles.filters import (
     holds,
     invalid,
     typed_sql,
+    zone_of,
 )
 from oneloop.profiles.models import (
     EventCountRow,
@@ -79,15 +83,19 @@ from oneloop.segments.language import (
 from oneloop.segments.models import MemberRow, SegmentRow
 
 GOLDEN = "golden:"
+DEFAULT_ZONE = zone_of(None)  # of a scope built without its unit's zone (a benchmark's)
 
 
 @dataclass(frozen=True)
 class Scope:
     """Where a rule lives: ``unit`` is its business unit, or the group's id when group-wide.
-    A unit's rule sees the unit's profiles and events; the group's sees all of them."""
+    A unit's rule sees the unit's profiles and events; the group's sees all of them. ``zone``
+    is the owner's time zone, in which the rule counts calendar days (``scope_in`` looks it
+    up; the default is the group's default zone)."""
 
     unit: str
     group: str
+    zone: ZoneInfo = DEFAULT_ZONE
 
     @property
     def is_group_wide(self) -> bool:
@@ -124,12 +132,26 @@ class Bound:
     reads: Reads = Reads()
 
 
+def scope_in(session: Session, unit: str, group: str) -> Scope:
+    """The scope of a rule owned by ``unit`` (the group's id for a group-wide rule), in that
+    unit's zone."""
+    return Scope(unit, group, governance.zone_of_unit(session, unit))
+
+
 @dataclass
 class Resolver:
-    """Name lookups with a cache, so a refresh binding every live rule asks once per name."""
+    """Name lookups with a cache, so a refresh binding every live rule asks once per name
+    (and once per unit for its zone)."""
 
     session: Session
     _cache: dict[tuple[str, str, tuple[str, ...]], str | None] = field(default_factory=dict)
+    _zones: dict[str, ZoneInfo] = field(default_factory=dict)
+
+    def scope(self, unit: str, group: str) -> Scope:
+        """``scope_in``, with the unit's zone looked up once per resolver."""
+        if unit not in self._zones:
+            self._zones[unit] = governance.zone_of_unit(self.session, unit)
+        return Scope(unit, group, self._zones[unit])
 
     def trait_key(self, name: str, scope: Scope) -> str:
         """A computed trait's id, else the golden-record field (an open-ended set of names,
@@ -243,8 +265,11 @@ def candidates(scope: Scope, *, by_row: bool = False) -> Candidates:
 def condition(
     bound: Bound, profile_id: ColumnElement[str], when: When, *, probe: bool = False
 ) -> ColumnElement[bool]:
-    """The rule as a boolean over ``profile_id`` (a column of the enclosing statement)."""
-    return _Compiler(bound, when, probe).node(bound.rule, profile_id, negate=False)
+    """The rule as a boolean over ``profile_id`` (a column of the enclosing statement), at
+    ``when.now`` in the zone of the rule's scope: a unit in Berlin and one in Shanghai mean
+    different days by "today", whoever evaluates their rules."""
+    local = when.in_zone(bound.scope.zone)
+    return _Compiler(bound, local, probe).node(bound.rule, profile_id, negate=False)
 
 
 def matching(

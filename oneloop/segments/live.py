@@ -48,7 +48,6 @@ from oneloop.segments.compile import (
     GOLDEN,
     Bound,
     Resolver,
-    Scope,
     bind,
     candidates,
     condition,
@@ -386,7 +385,7 @@ def bind_or_log(
     resolver: Resolver, rule: object, unit: str, group: str, owner_id: str
 ) -> Bound | None:
     try:
-        return bind(resolver, parse_rule(rule), Scope(unit, group))
+        return bind(resolver, parse_rule(rule), resolver.scope(unit, group))
     except ValidationFailed as exc:
         log.error("segment.rule_invalid", extra={"id": owner_id, "detail": exc.detail})
         return None

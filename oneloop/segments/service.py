@@ -35,7 +35,16 @@ from oneloop.governance import service as governance
 from oneloop.profiles.filters import When, invalid, zone_of
 from oneloop.profiles.models import TagRow
 from oneloop.segments import language, live
-from oneloop.segments.compile import Bound, Resolver, Scope, bind, candidates, condition, matching
+from oneloop.segments.compile import (
+    Bound,
+    Resolver,
+    Scope,
+    bind,
+    candidates,
+    condition,
+    matching,
+    scope_in,
+)
 from oneloop.segments.models import ChangeRow, MemberRow, SegmentRow
 from oneloop.segments.schemas import (
     Estimate,
@@ -69,7 +78,8 @@ Progress = Callable[[int, int], None]
 
 
 def when_of(ctx: Context) -> When:
-    """Now, and the zone relative windows count days in (per unit once units carry a zone)."""
+    """Now, by the context's clock. The zone is a default only: each rule counts days in its
+    own unit's zone (``Scope.zone``)."""
     return When(ctx.clock.now(), zone_of(None))
 
 
@@ -169,14 +179,7 @@ def delete_segment(session: Session, ctx: Context, segment_id: str) -> None:
     ctx.require(MANAGE)
     live.lock_feed(session)
     row = _row(session, ctx, segment_id)
-    resolver = Resolver(session)
-    users = [s.code for s, b in _all_bound(session, resolver) if row.id in b.segments]
-    users += [f"tag {t.code}" for t, b in _rule_tags(session, resolver) if row.id in b.segments]
-    if users:
-        raise Conflict(
-            f"segment {row.code!r} is used by {', '.join(sorted(users))}; change those first",
-            code=row.code,
-        )
+    require_unused(session, f"segment {row.code!r}", lambda b: row.id in b.segments)
     session.execute(delete(MemberRow).where(MemberRow.segment_id == row.id))
     session.delete(row)
     session.flush()
@@ -495,11 +498,21 @@ def _row(session: Session, ctx: Context, segment_id: str) -> SegmentRow:
 
 
 def _scope(session: Session, ctx: Context, bu: str | None) -> Scope:
-    return Scope(governance.unit_id(session, ctx, bu), governance.group_id(session))
+    return scope_in(session, governance.unit_id(session, ctx, bu), governance.group_id(session))
 
 
 def _scope_of(session: Session, row: SegmentRow) -> Scope:
-    return Scope(row.bu_id, governance.group_id(session))
+    return scope_in(session, row.bu_id, governance.group_id(session))
+
+
+def require_unused(session: Session, what: str, uses: Callable[[Bound], bool]) -> None:
+    """Refuse (409) to delete or rename ``what`` while a segment or a rule tag names it: the
+    rule would stop binding, and its segment would silently stop following its people."""
+    resolver = Resolver(session)
+    users = [f"segment {s.code}" for s, b in _all_bound(session, resolver) if uses(b)]
+    users += [f"tag {t.code}" for t, b in _rule_tags(session, resolver) if uses(b)]
+    if users:
+        raise Conflict(f"{what} is used by {', '.join(sorted(users))}; change those first")
 
 
 def _all_bound(session: Session, resolver: Resolver) -> list[tuple[SegmentRow, Bound]]:

@@ -32,7 +32,7 @@ from oneloop.profiles.models import (
     TraitRow,
 )
 from oneloop.profiles.values import typed
-from oneloop.segments.compile import Scope, bind, matching
+from oneloop.segments.compile import Scope, bind, matching, scope_in
 from oneloop.segments.language import parse_rule
 from oneloop.segments.models import MemberRow, SegmentRow
 from tests.factories import make_group
@@ -58,7 +58,8 @@ class World:
         return When(self.clock.now(), SHANGHAI)
 
     def scope(self, unit: str | None = None) -> Scope:
-        return Scope(unit or self.group, self.group)
+        """The scope of a rule owned by ``unit`` (default: the group), in that unit's zone."""
+        return scope_in(self.session, unit or self.group, self.group)
 
     def profile(self, *units: str, pid: str | None = None) -> str:
         """A profile that touched ``units`` (default: north)."""

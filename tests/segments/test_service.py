@@ -334,3 +334,43 @@ def test_the_feed_lists_every_segments_changes_in_order(world: World, ctx: Conte
     ]
     assert service.changes_after(world.session, feed[0].seq, 10) == feed[1:]
     assert service.changes_after(world.session, feed[-1].seq, 10) == []
+
+
+def test_what_a_rule_names_cannot_be_deleted_or_renamed_while_it_does(
+    world: World, ctx: Context
+) -> None:
+    """Deleting a trait, tag or score model a rule names would make the rule stop binding and
+    its segment silently stop following people: refused with who uses it."""
+    from oneloop.profiles import score_models, traits
+    from oneloop.profiles import service as profiles
+    from oneloop.profiles.schemas import TagCategoryIn, TagIn
+
+    trait = traits.create_trait(
+        world.session, ctx, {"name": "orders_all", "event": "Order Completed", "aggregate": "count"}
+    )
+    profiles.create_category(world.session, ctx, TagCategoryIn(code="k", name_zh="类", name_en="K"))
+    hot = TagIn(code="hot", category="k", name_zh="热", name_en="Hot")
+    tag = profiles.create_tag(world.session, ctx, hot)
+    model = score_models.create_model(
+        world.session,
+        ctx,
+        {"code": "intent", "name_zh": "意向", "name_en": "Intent",
+         "rules": [{"id": "s", "event": "Summit Checked In", "points": 20}]},
+    )  # fmt: skip
+    rule = {"or": [{"trait": "orders_all", "op": "gte", "value": 2}, {"tag": "hot"},
+                   {"score": "intent", "op": "gte", "value": 20}]}  # fmt: skip
+    made = service.create_segment(world.session, ctx, new("fans", rule))
+    renamed = {"name": "orders", "event": "Order Completed", "aggregate": "count"}
+    attempts: list[Callable[[], object]] = [
+        lambda: traits.delete_trait(world.session, ctx, trait.id),
+        lambda: traits.update_trait(world.session, ctx, trait.id, renamed),
+        lambda: profiles.delete_tag(world.session, ctx, tag.id),
+        lambda: score_models.delete_model(world.session, ctx, model.id),
+    ]
+    for attempt in attempts:
+        with pytest.raises(Conflict, match="used by segment fans"):
+            attempt()
+    service.delete_segment(world.session, ctx, made.id)
+    for attempt in attempts[1:]:  # the renamed trait is deleted by id all the same
+        attempt()
+    traits.delete_trait(world.session, ctx, trait.id)

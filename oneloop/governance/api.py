@@ -1,0 +1,63 @@
+"""HTTP for the group and its business units: ``/api/v1/business-units``. Admin routes until
+users and roles land; the service does the checks. A bad field (a code, an unknown
+``time_zone``) is a 422 whose ``errors`` name it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path
+
+from oneloop.api.auth import AdminDep
+from oneloop.api.deps import SessionDep
+from oneloop.governance import service
+from oneloop.governance.schemas import BusinessUnit, BusinessUnitIn, BusinessUnitPatch
+
+router = APIRouter(prefix="/api/v1/business-units", tags=["business units"])
+
+Code = Annotated[str, Path(description="the unit's code", max_length=32)]
+
+
+@router.get("", summary="The group, then its business units by code")
+def list_units(session: SessionDep, ctx: AdminDep) -> list[BusinessUnit]:
+    return service.list_business_units(session, ctx)
+
+
+@router.post("", summary="Create the group (no parent) or a business unit", status_code=201)
+def create_unit(
+    data: Annotated[
+        BusinessUnitIn,
+        Body(
+            openapi_examples={
+                "a unit abroad": {
+                    "value": {
+                        "code": "europe",
+                        "name_zh": "欧洲事业部",
+                        "name_en": "Europe",
+                        "parent": "galaxy",
+                        "time_zone": "Europe/Berlin",
+                    }
+                }
+            }
+        ),
+    ],
+    session: SessionDep,
+    ctx: AdminDep,
+) -> BusinessUnit:
+    made = service.create_business_unit(session, ctx, data)
+    session.commit()
+    return made
+
+
+@router.get("/{code}", summary="A business unit")
+def get_unit(code: Code, session: SessionDep, ctx: AdminDep) -> BusinessUnit:
+    return service.get_business_unit(session, ctx, code)
+
+
+@router.patch("/{code}", summary="Change a unit's names or time zone")
+def patch_unit(
+    code: Code, data: BusinessUnitPatch, session: SessionDep, ctx: AdminDep
+) -> BusinessUnit:
+    changed = service.update_business_unit(session, ctx, code, data)
+    session.commit()
+    return changed
