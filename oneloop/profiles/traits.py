@@ -276,7 +276,9 @@ def _rebuild(
             page = _page(session, d, group_id, low)
             is_last = len(page) < PAGE
             high = None if is_last else page[-1]
-            written += len(_apply(session, d, id_range(low, high), local, group_id))
+            changed = _apply(session, d, id_range(low, high), local, group_id)
+            _follow(session, d, changed, when)
+            written += len(changed)
             done += len(page)
             if on_progress is not None:
                 on_progress(done, total)
@@ -285,6 +287,20 @@ def _rebuild(
             low = high
         log.info("trait.recomputed", extra={"trait_id": d.id, "bu_id": d.bu_id})
     return written
+
+
+def _follow(session: Session, d: TraitDef, profile_ids: Collection[str], when: When) -> None:
+    """Values changed outside the consumer (a definition created, changed or recomputed):
+    the live segments and rule tags that read this trait follow at once, in the same
+    transaction, for the profiles whose value moved."""
+    if not profile_ids:
+        return
+    from oneloop.segments import live  # segments build on profiles
+
+    session.flush()
+    touch = live.Touch(keys=frozenset({d.id}))
+    ids = sorted(profile_ids)
+    live.refresh(session, dict.fromkeys(ids, "trait"), when, dict.fromkeys(ids, touch))
 
 
 def _population(session: Session, d: TraitDef, group_id: str) -> int:

@@ -140,25 +140,22 @@ def _refresh_chunk(
 ) -> None:
     tags_done: dict[str, set[str]] = {p: set() for p in chunk}
     segments_done: dict[str, set[str]] = {p: set() for p in chunk}
-
-    def due(bound: Bound) -> list[str]:
-        return [
+    for row, bound in plan.steps:
+        reached = [
             p
             for p in chunk
             if touches.get(p, EVERYWHERE).reaches(bound, tags_done[p], segments_done[p])
         ]
-
-    for tag, bound in plan.tags:
-        if reached := due(bound):
-            refresh_tag(session, tag, bound, when, cause, reached)
-            for p in reached:
-                tags_done[p].add(tag.id)
-    for segment, bound in plan.segments:
-        if reached := due(bound):
-            applied = apply(session, segment, bound, when, cause, reached)
-            segment.size += applied.entered - applied.exited
-            for p in reached:
-                segments_done[p].add(segment.id)
+        if not reached:
+            continue
+        if isinstance(row, TagRow):
+            refresh_tag(session, row, bound, when, cause, reached)
+        else:
+            applied = apply(session, row, bound, when, cause, reached)
+            row.size += applied.entered - applied.exited
+        done = tags_done if isinstance(row, TagRow) else segments_done
+        for p in reached:
+            done[p].add(row.id)
 
 
 def sweep(session: Session, when: When) -> None:
@@ -168,21 +165,15 @@ def sweep(session: Session, when: When) -> None:
     plan = _plan(session)
     if plan is None:
         return
-    moving_tags: set[str] = set()
-    for tag, bound in plan.tags:
-        if bound.is_temporal or bound.tags & moving_tags:
-            moving_tags.add(tag.id)
     moving: set[str] = set()
-    segments = []
-    for segment, bound in plan.segments:
-        if bound.is_temporal or bound.tags & moving_tags or bound.segments & moving:
-            moving.add(segment.id)
-            segments.append((segment, bound))
-    for tag, bound in plan.tags:
-        if tag.id in moving_tags:
-            refresh_tag(session, tag, bound, when, "time", None)
-    for segment, bound in segments:
-        evaluate_bound(session, segment, bound, when, "time")
+    for row, bound in plan.steps:
+        if not (bound.is_temporal or bound.tags & moving or bound.segments & moving):
+            continue
+        moving.add(row.id)
+        if isinstance(row, TagRow):
+            refresh_tag(session, row, bound, when, "time", None)
+        else:
+            evaluate_bound(session, row, bound, when, "time")
 
 
 def evaluate_bound(
@@ -355,14 +346,17 @@ def refresh_tag(
 
 @dataclass(frozen=True)
 class Plan:
-    tags: list[tuple[TagRow, Bound]]
-    segments: list[tuple[SegmentRow, Bound]]
+    """The rule tags and live segments, each after the tags and segments its rule reads, so
+    one pass sees every answer it depends on already up to date (tag and segment ids are
+    both ULIDs: one order serves both)."""
+
+    steps: list[tuple[TagRow | SegmentRow, Bound]]
 
 
 def _plan(session: Session) -> Plan | None:
-    """The rule tags and live segments, bound, each after what it uses; None when there is
-    nothing to evaluate. A rule that no longer binds (a tag it names was deleted) is logged
-    and left as it is: refusing the whole batch would stop every other profile's update."""
+    """The plan; None when there is nothing to evaluate. A rule that no longer binds (what it
+    names was deleted behind its back) is logged and left as it is: refusing the whole batch
+    would stop every other profile's update."""
     tag_rows = [t for t in session.scalars(select(TagRow).where(TagRow.kind == "rule")) if t.rule]
     segment_rows = list(
         session.scalars(select(SegmentRow).where(SegmentRow.is_live).order_by(SegmentRow.id))
@@ -371,14 +365,12 @@ def _plan(session: Session) -> Plan | None:
         return None
     group = governance.group_id(session)
     resolver = Resolver(session)
-    tags = [(t, b) for t in tag_rows if (b := bind_or_log(resolver, t.rule, t.bu_id, group, t.id))]
-    segments = [
-        (s, b) for s in segment_rows if (b := bind_or_log(resolver, s.rule, s.bu_id, group, s.id))
+    steps: list[tuple[TagRow | SegmentRow, Bound]] = [
+        (row, bound)
+        for row in [*tag_rows, *segment_rows]
+        if row.rule and (bound := bind_or_log(resolver, row.rule, row.bu_id, group, row.id))
     ]
-    return Plan(
-        tags=ordered(tags, key=lambda t: t[0].id, uses=lambda t: t[1].tags),
-        segments=ordered(segments, key=lambda s: s[0].id, uses=lambda s: s[1].segments),
-    )
+    return Plan(ordered(steps, key=lambda s: s[0].id, uses=lambda s: s[1].tags | s[1].segments))
 
 
 def bind_or_log(

@@ -131,6 +131,21 @@ def test_rule_tags_follow_their_rule_and_segments_see_them_at_once(
     ]
 
 
+def test_a_rule_tag_reading_a_segment_sees_it_in_the_same_refresh(
+    world: World, ctx: Context
+) -> None:
+    """Tags and segments are one order: a tag whose rule reads a segment comes after it, and
+    a segment reading that tag after the tag, so one event settles all three at once."""
+    a = world.profile()
+    make(ctx, world, "buyers", {"event": "Order Completed"})
+    loyal = world.tag("loyal", rule={"segment": "buyers"})
+    tagged = make(ctx, world, "loyal_people", {"tag": "loyal"})
+    world.event(a, "Order Completed", NOW)
+    live.refresh(world.session, {a: "event"}, world.when)
+    assert carriers(world, loyal) == {a: "rule"}
+    assert world.members(tagged) == {a}
+
+
 def test_a_unit_rule_tag_counts_that_units_events_only(world: World) -> None:
     north_buyer, south_buyer = world.profile(world.north, world.south), world.profile(world.south)
     world.event(north_buyer, "Order Completed", NOW, unit=world.north)

@@ -186,3 +186,27 @@ def counted_again(session: Session) -> set[tuple[object, ...]]:
         ).group_by(e.profile_id, e.bu_id, e.name)
     )
     return {tuple(r) for r in rows}
+
+
+def test_a_changed_trait_definition_moves_the_live_segments_that_read_it(
+    session: Session, ctx: Context, feed: Feed
+) -> None:
+    trait = traits.create_trait(
+        session, ctx, {"name": "visits", "event": "Order Completed", "aggregate": "count"}
+    )
+    rule = {"trait": "visits", "op": "gte", "value": 2}
+    made = SegmentIn(code="regulars", name="常客 Regulars", rule=rule)
+    regulars = service.create_segment(session, ctx, made)
+    session.commit()
+    page = {"type": "page", "userId": "u1", "name": "Home", "properties": {"path": "/"}}
+    order = {"type": "track", "userId": "u2", "event": "Order Completed", "properties": {}}
+    feed(page, page, order)
+    assert session.scalars(select(MemberRow.profile_id)).all() == []
+
+    document = {"name": "visits", "event": "Page Viewed", "aggregate": "count"}
+    traits.update_trait(session, ctx, trait.id, document)
+    traits.recompute_trait(session, ctx, trait.id)
+    session.commit()
+    (u1,) = session.scalars(select(MemberRow.profile_id).where(MemberRow.segment_id == regulars.id))
+    entered = session.execute(select(ChangeRow.profile_id, ChangeRow.cause)).all()
+    assert [tuple(e) for e in entered] == [(u1, "trait")]
