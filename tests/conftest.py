@@ -19,11 +19,14 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from oneloop.api.app import create_app
+from oneloop.collect.schemas import Source
 from oneloop.core.clock import FixedClock
 from oneloop.core.config import Settings
 from oneloop.core.context import Context, system_context
 from oneloop.core.db import create_db_engine, scratch_database, session_factory
 from oneloop.migrations import upgrade
+from tests.factories import make_group, make_source
+from tests.pipeline import Feed, make_feed
 from tests.servers import REDIS_SERVER, RedisServer, running_redis
 
 POSTGRES_URL = os.environ.get("ONELOOP_TEST_POSTGRES_URL") or None
@@ -115,3 +118,17 @@ def client(app: FastAPI) -> Iterator[TestClient]:
     # Server errors must come back as responses (the 500 contract), not be re-raised here.
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
+
+
+@pytest.fixture
+def source(session: Session, ctx: Context) -> Source:
+    make_group(session, ctx)
+    made, _ = make_source(session, ctx)
+    return made
+
+
+@pytest.fixture
+def feed(engine: Engine, session: Session, source: Source, clock: FixedClock) -> Feed:
+    """Ingest calls as the tracking API would, then run resolution and the profiles pipeline
+    (profiles and segments tests: events in, what a user sees out)."""
+    return make_feed(engine, session, source, clock)

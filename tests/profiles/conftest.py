@@ -1,54 +1,51 @@
-"""Profiles tests feed events the way the tracking API does (``parse_batch`` + ``ingest``),
-then run resolution and the profiles pipeline: what a test asserts is what a user would see."""
+"""Profiles tests feed events the way the tracking API does (the ``feed`` fixture, shared with
+the segments tests in ``tests/conftest.py``), or write projected events straight into the
+profiles tables (``World``) when a case is about a few rows."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-import pytest
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from oneloop.collect import consumers
-from oneloop.collect.ingest import ingest
-from oneloop.collect.schemas import Source
-from oneloop.collect.spec import parse_batch
-from oneloop.core.clock import FixedClock
-from oneloop.core.context import Context
-from oneloop.core.db import session_factory
-from oneloop.identity.resolver import ResolveConsumer
-from oneloop.profiles.live import IdentityChanges, ProfilesConsumer
-from tests.factories import make_group, make_source
-
-Feed = Callable[..., None]
+from oneloop.profiles.models import ProfileEventRow, ProfileRow, ProfileUnitRow
 
 
-@pytest.fixture
-def source(session: Session, ctx: Context) -> Source:
-    make_group(session, ctx)
-    made, _ = make_source(session, ctx)
-    return made
+@dataclass
+class World:
+    """Profiles and their projected events, written straight into the profiles tables."""
 
+    session: Session
+    units: dict[str, str]
+    seq: int = 0
 
-@pytest.fixture
-def feed(engine: Engine, session: Session, source: Source, clock: FixedClock) -> Feed:
-    """Ingest calls as the HTTP API would, then run resolution and the profiles pipeline."""
-    counter = iter(range(10_000))
-
-    def run(*calls: dict[str, object], into: Source = source) -> None:
-        batch = [
-            {"messageId": f"m{next(counter)}", "timestamp": clock.now().isoformat(), **c}
-            for c in calls
-        ]
-        messages, invalid = parse_batch({"batch": batch}, clock.now())
-        ingest(session, into, messages, invalid, received_at=clock.now(), origin="api", ref="t")
-        session.commit()
-        consumers.drain(
-            session_factory(engine),
-            [ResolveConsumer(), ProfilesConsumer(clock=clock)],
-            tasks=[IdentityChanges(clock=clock)],
-            clock=clock,
+    def event(
+        self, profile: str, name: str, at: datetime, bu: str = "north", **properties: Any
+    ) -> int:
+        self.seq += 1
+        unit = self.units[bu]
+        if self.session.get(ProfileRow, profile) is None:
+            self.session.add(
+                ProfileRow(id=profile, first_seen_at=at, last_seen_at=at, events=0, updated_at=at)
+            )
+        if self.session.get(ProfileUnitRow, (profile, unit)) is None:
+            self.session.add(
+                ProfileUnitRow(profile_id=profile, bu_id=unit, first_at=at, last_at=at)
+            )
+        self.session.add(
+            ProfileEventRow(
+                seq=self.seq,
+                profile_id=profile,
+                bu_id=unit,
+                source_id="src",
+                type="track",
+                name=name,
+                department="marketing",
+                at=at,
+                properties=properties,
+            )
         )
-        session.expire_all()
-
-    return run
+        self.session.flush()
+        return self.seq

@@ -28,7 +28,7 @@ from oneloop.segments.models import ChangeRow
 from oneloop.segments.schemas import SegmentIn
 from tests.conftest import ADMIN
 from tests.factories import make_source
-from tests.profiles.conftest import Feed
+from tests.pipeline import Feed
 
 
 def only_profile(session: Session) -> str:

@@ -16,7 +16,7 @@ from oneloop.segments import service as segments
 from oneloop.segments.models import ChangeRow
 from oneloop.segments.schemas import SegmentIn
 from tests.conftest import ADMIN
-from tests.profiles.conftest import Feed
+from tests.pipeline import Feed
 
 
 def test_manual_tags_with_reason_history_and_errors(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,49 +42,12 @@ from oneloop.profiles.models import (
 from oneloop.profiles.trait_defs import parse_definition
 from tests.conftest import ADMIN
 from tests.factories import make_group, make_source
+from tests.profiles.conftest import World
 
 T0 = datetime(2026, 3, 10, 4, 0, tzinfo=UTC)  # noon in Shanghai
 ORDER = "Order Completed"
 PAGE = "Page Viewed"
 E = ProfileEventRow
-
-
-@dataclass
-class World:
-    """Profiles and their projected events, written straight into the profiles tables."""
-
-    session: Session
-    units: dict[str, str]
-    seq: int = 0
-
-    def event(
-        self, profile: str, name: str, at: datetime, bu: str = "north", **properties: Any
-    ) -> int:
-        self.seq += 1
-        unit = self.units[bu]
-        if self.session.get(ProfileRow, profile) is None:
-            self.session.add(
-                ProfileRow(id=profile, first_seen_at=at, last_seen_at=at, events=0, updated_at=at)
-            )
-        if self.session.get(ProfileUnitRow, (profile, unit)) is None:
-            self.session.add(
-                ProfileUnitRow(profile_id=profile, bu_id=unit, first_at=at, last_at=at)
-            )
-        self.session.add(
-            ProfileEventRow(
-                seq=self.seq,
-                profile_id=profile,
-                bu_id=unit,
-                source_id="src",
-                type="track",
-                name=name,
-                department="marketing",
-                at=at,
-                properties=properties,
-            )
-        )
-        self.session.flush()
-        return self.seq
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ definition in each unit, over the same events, gives each unit's own answer."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,8 +15,9 @@ from oneloop.core.clock import FixedClock
 from oneloop.core.context import Context
 from oneloop.profiles import score_models, scores, traits
 from oneloop.profiles.filters import When, zone_of
-from oneloop.profiles.models import ProfileEventRow, ProfileRow, ProfileUnitRow, TraitRow
+from oneloop.profiles.models import TraitRow
 from tests.factories import make_group, set_time_zone
+from tests.profiles.conftest import World
 
 PAGE = "Page Viewed"
 NOON = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)  # 13:00 on the 1st in Berlin, 20:00 on the 1st in SH
@@ -32,45 +32,10 @@ def when(at: datetime) -> When:
     return When(now=at, zone=zone_of(None))
 
 
-@dataclass
-class Units:
-    session: Session
-    ids: dict[str, str]
-    seq: int = 0
-
-    def event(self, profile: str, at: datetime, bu: str, **properties: Any) -> int:
-        """An event as the projection writes it, in unit ``bu`` (a code)."""
-        unit = self.ids[bu]
-        if self.session.get(ProfileRow, profile) is None:
-            self.session.add(
-                ProfileRow(id=profile, first_seen_at=at, last_seen_at=at, events=0, updated_at=at)
-            )
-        if self.session.get(ProfileUnitRow, (profile, unit)) is None:
-            self.session.add(
-                ProfileUnitRow(profile_id=profile, bu_id=unit, first_at=at, last_at=at)
-            )
-        self.seq += 1
-        self.session.add(
-            ProfileEventRow(
-                seq=self.seq,
-                profile_id=profile,
-                bu_id=unit,
-                source_id="src",
-                type="track",
-                name=PAGE,
-                department="marketing",
-                at=at,
-                properties=properties,
-            )
-        )
-        self.session.flush()
-        return self.seq
-
-
 @pytest.fixture
-def units(session: Session, ctx: Context, clock: FixedClock) -> Units:
+def units(session: Session, ctx: Context, clock: FixedClock) -> World:
     clock.at = EVENING
-    made = Units(session, {u.code: u.id for u in make_group(session, ctx)})
+    made = World(session, {u.code: u.id for u in make_group(session, ctx)})
     set_time_zone(session, ctx, "north", "Europe/Berlin")
     return made
 
@@ -86,11 +51,11 @@ def stored(session: Session, trait_id: str) -> dict[str, Any]:
 
 
 def test_a_trait_window_counts_days_in_its_units_zone(
-    session: Session, ctx: Context, units: Units
+    session: Session, ctx: Context, units: World
 ) -> None:
     for bu in ("north", "south"):
-        units.event("noon", NOON, bu)
-        units.event("late", LATE, bu)
+        units.event("noon", PAGE, NOON, bu)
+        units.event("late", PAGE, LATE, bu)
     document = {"name": "pages_today", "event": PAGE, "aggregate": "count", "window": {"amount": 1}}
     north = traits.create_trait(session, ctx, document, "north").id
     south = traits.create_trait(session, ctx, document, "south").id
@@ -109,12 +74,12 @@ def test_a_trait_window_counts_days_in_its_units_zone(
 
 
 def test_a_plain_date_in_a_trait_filter_is_the_units_local_day(
-    session: Session, ctx: Context, units: Units
+    session: Session, ctx: Context, units: World
 ) -> None:
     """A filter on the event's time property: ``2026-03-01`` is the whole 1st where the
     unit is."""
     for bu in ("north", "south"):
-        units.event("late", LATE, bu, sent_at="2026-03-01T17:00:00")
+        units.event("late", PAGE, LATE, bu, sent_at="2026-03-01T17:00:00")
     document = {
         "name": "pages_on_the_first",
         "event": PAGE,
@@ -144,7 +109,7 @@ def awarded(session: Session, profile: str, model_id: str) -> list[int]:
 
 
 def test_a_cap_per_day_counts_the_models_units_calendar_day(
-    session: Session, ctx: Context, units: Units
+    session: Session, ctx: Context, units: World
 ) -> None:
     """Two visits an hour apart on either side of Berlin's midnight: two days in Berlin, one
     morning (the 2nd) in Shanghai."""
@@ -154,7 +119,7 @@ def test_a_cap_per_day_counts_the_models_units_calendar_day(
     seqs: dict[str, list[int]] = {"north": [], "south": []}
     for moment in (before, BERLIN_MIDNIGHT):
         for bu in ("north", "south"):
-            seq = units.event("visitor", moment, bu)
+            seq = units.event("visitor", PAGE, moment, bu)
             seqs[bu].append(seq)
             scores.refresh(session, {"visitor": [seq]}, (), when(BERLIN_MIDNIGHT))
     assert awarded(session, "visitor", north) == seqs["north"]  # one a day, two days
@@ -165,6 +130,8 @@ def test_a_cap_per_day_counts_the_models_units_calendar_day(
     assert awarded(session, "visitor", south) == seqs["south"][:1]
     values = {
         s.bu_id: s.value
-        for s in scores.scores_of(session, "visitor", list(units.ids.values()), now=BERLIN_MIDNIGHT)
+        for s in scores.scores_of(
+            session, "visitor", list(units.units.values()), now=BERLIN_MIDNIGHT
+        )
     }
-    assert values == {units.ids["north"]: 10, units.ids["south"]: 5}
+    assert values == {units.units["north"]: 10, units.units["south"]: 5}

@@ -26,6 +26,7 @@ from oneloop.segments.feed import TOPIC
 from oneloop.segments.models import ChangeRow
 from oneloop.segments.schemas import SegmentIn
 from tests.factories import make_group, make_source
+from tests.pipeline import make_feed
 from tests.servers import RedisServer
 
 Send = Callable[..., None]
@@ -45,32 +46,11 @@ def relay(request: pytest.FixtureRequest) -> Iterator[Relay | None]:
 
 @pytest.fixture
 def send(
-    engine: Engine, session: Session, ctx: Context, clock: FixedClock, relay: Relay | None
+    engine: Engine, session: Session, source: Source, clock: FixedClock, relay: Relay | None
 ) -> Send:
     """Ingest calls as the tracking API would, then run the worker once: the consumers, the
     profiles' identity task and, on Redis, the relay."""
-    make_group(session, ctx)
-    source: Source = make_source(session, ctx)[0]
-    counter = iter(range(10_000))
-    tasks = [IdentityChanges(clock=clock), *([relay] if relay else [])]
-
-    def run(*calls: dict[str, object]) -> None:
-        batch = [
-            {"messageId": f"m{next(counter)}", "timestamp": clock.now().isoformat(), **c}
-            for c in calls
-        ]
-        messages, invalid = parse_batch({"batch": batch}, clock.now())
-        ingest(session, source, messages, invalid, received_at=clock.now(), origin="api", ref="t")
-        session.commit()
-        consumers.drain(
-            session_factory(engine),
-            [ResolveConsumer(), ProfilesConsumer(clock=clock)],
-            tasks=tasks,
-            clock=clock,
-        )
-        session.expire_all()
-
-    return run
+    return make_feed(engine, session, source, clock, [relay] if relay else [])
 
 
 def subscriber(engine: Engine, relay: Relay | None, name: str = "journeys-1") -> Bus:

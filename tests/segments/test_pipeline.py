@@ -5,56 +5,20 @@ out of its segments."""
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from oneloop.collect import consumers
-from oneloop.collect.ingest import ingest
-from oneloop.collect.schemas import Source
-from oneloop.collect.spec import parse_batch
-from oneloop.core.clock import FixedClock
 from oneloop.core.context import Context
-from oneloop.core.db import session_factory
-from oneloop.identity.resolver import ResolveConsumer
 from oneloop.profiles import score_models, traits
 from oneloop.profiles import service as tags
-from oneloop.profiles.live import IdentityChanges, ProfilesConsumer
 from oneloop.profiles.models import EventCountRow, ProfileEventRow, ProfileRow
 from oneloop.profiles.schemas import TagCategoryIn, TagIn
 from oneloop.segments import live, service
 from oneloop.segments.models import ChangeRow, MemberRow, SegmentRow
 from oneloop.segments.schemas import SegmentIn
-from tests.factories import make_group, make_source
-
-Feed = Callable[..., None]
-
-
-@pytest.fixture
-def feed(engine: Engine, session: Session, ctx: Context, clock: FixedClock) -> Feed:
-    make_group(session, ctx)
-    source: Source = make_source(session, ctx)[0]
-    counter = iter(range(10_000))
-
-    def run(*calls: dict[str, object]) -> None:
-        batch = [
-            {"messageId": f"m{next(counter)}", "timestamp": clock.now().isoformat(), **c}
-            for c in calls
-        ]
-        messages, invalid = parse_batch({"batch": batch}, clock.now())
-        ingest(session, source, messages, invalid, received_at=clock.now(), origin="api", ref="t")
-        session.commit()
-        consumers.drain(
-            session_factory(engine),
-            [ResolveConsumer(), ProfilesConsumer(clock=clock)],
-            tasks=[IdentityChanges(clock=clock)],
-            clock=clock,
-        )
-        session.expire_all()
-
-    return run
+from tests.pipeline import Feed
 
 
 def test_events_move_profiles_in_and_a_merge_moves_the_absorbed_out(
