@@ -143,13 +143,24 @@ def recompute(session: Session, affected: Mapping[str, str], when: When) -> None
 @dataclass
 class Sweep:
     """What time changes: closed windows, decayed scores, expired tags, relative segments.
-    Runs at most every ``every``; the last run's time is kept in its cursor row."""
+    Runs at most every ``every``; the last run's time is kept in its cursor row.
+
+    A sweep is several transactions, so that the consumers' events (and, on SQLite, ingest)
+    wait for one piece at a time rather than the whole sweep: first traits, scores and tags
+    with the segments they move, then one time-relative rule tag or segment per run (``run``
+    returns 1 while pieces remain), then the planner statistics. The sweep is claimed in its
+    first piece (the cursor's time), so a second worker does not start it again; a worker
+    that stops mid-sweep leaves the rest to the next one."""
 
     clock: Clock = field(default_factory=SystemClock)
     every: timedelta = SWEEP_EVERY
     name: str = SWEEP
+    _pending: list[str] = field(default_factory=list)
+    _now: datetime | None = None
 
     def run(self, session: Session, clock: Clock) -> int:
+        if self._now is not None:
+            return self._next_piece(session)
         lock_cursor(session, self.name, clock)
         last = session.scalar(select(CursorRow.updated_at).where(CursorRow.name == self.name))
         now = self.clock.now()
@@ -163,14 +174,23 @@ class Sweep:
         changed.update(dict.fromkeys(scores.sweep(session, when), "score"))
         if changed:
             segments.refresh(session, changed, when)
-        segments.sweep(session, when)
-        refresh_statistics(session)
         session.execute(
             update(CursorRow)
             .where(CursorRow.name == self.name)
             .values(processed=CursorRow.processed + 1, updated_at=now)
         )
-        return 0  # a sweep never asks to be run again at once
+        self._pending, self._now = segments.moving(session), now
+        return 1
+
+    def _next_piece(self, session: Session) -> int:
+        assert self._now is not None
+        if self._pending:
+            segments.sweep_step(session, when_at(self._now), self._pending[0])
+            self._pending.pop(0)
+            return 1
+        refresh_statistics(session)
+        self._now = None
+        return 0
 
 
 def refresh_statistics(session: Session) -> None:

@@ -161,15 +161,33 @@ def _refresh_chunk(
 def sweep(session: Session, when: When) -> None:
     """Evaluate in full the rule tags and live segments whose answer time alone changes
     (a relative window, or a dependency on such a tag or segment), with cause ``time``."""
-    lock_feed(session)
+    for step_id in moving(session):
+        sweep_step(session, when, step_id)
+
+
+def moving(session: Session) -> list[str]:
+    """The ids of the rule tags and live segments whose answer time alone changes, in the
+    order they must be evaluated (each after what it reads): the sweep's work, which a caller
+    may spread over several transactions, one step each."""
     plan = _plan(session)
     if plan is None:
-        return
-    moving: set[str] = set()
+        return []
+    found: set[str] = set()
+    ordered_ids = []
     for row, bound in plan.steps:
-        if not (bound.is_temporal or bound.tags & moving or bound.segments & moving):
+        if bound.is_temporal or bound.tags & found or bound.segments & found:
+            found.add(row.id)
+            ordered_ids.append(row.id)
+    return ordered_ids
+
+
+def sweep_step(session: Session, when: When, step_id: str) -> None:
+    """One of ``moving``'s steps, in full (it may have been deleted or changed since)."""
+    lock_feed(session)
+    plan = _plan(session)
+    for row, bound in plan.steps if plan else ():
+        if row.id != step_id:
             continue
-        moving.add(row.id)
         if isinstance(row, TagRow):
             refresh_tag(session, row, bound, when, "time", None)
         else:

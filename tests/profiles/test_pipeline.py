@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 
 from oneloop.cli.main import app
 from oneloop.collect import consumers
-from oneloop.collect.schemas import Source
 from oneloop.core.clock import FixedClock
 from oneloop.core.context import Context
 from oneloop.core.db import session_factory
@@ -183,23 +182,32 @@ def test_profile_api_search_timeline_and_bad_cursor(
     assert {i["type"] for i in view.json()["identifiers"]} >= {"phone"}
 
 
-def test_sweep_runs_once_per_interval(engine: Engine, clock: FixedClock, source: Source) -> None:
+def test_sweep_runs_once_per_interval_in_pieces(
+    engine: Engine, session: Session, ctx: Context, clock: FixedClock, feed: Feed
+) -> None:
+    """A sweep is claimed by its first piece, then takes one time-relative segment per run,
+    so the consumers' events wait for a piece, not the whole sweep."""
+    recent = {"event": "Order Completed", "within": {"amount": 7, "unit": "days"}}
+    segments.create_segment(session, ctx, SegmentIn(code="recent", name="近期 Recent", rule=recent))
+    session.commit()
+    feed({"type": "track", "userId": "u1", "event": "Order Completed", "properties": {}})
     sweep = Sweep(clock=clock)
     sessions = session_factory(engine)
-    assert consumers.run_task(sessions, sweep, clock) == 0
-    with sessions() as s:
-        ran = s.scalar(
-            select(consumers.CursorRow.processed).where(consumers.CursorRow.name == sweep.name)
-        )
-    assert ran == 1
-    consumers.run_task(sessions, sweep, clock)  # too soon: does nothing
-    clock.advance(timedelta(minutes=6))
-    consumers.run_task(sessions, sweep, clock)
-    with sessions() as s:
-        ran = s.scalar(
-            select(consumers.CursorRow.processed).where(consumers.CursorRow.name == sweep.name)
-        )
-    assert ran == 2
+
+    def ran() -> int | None:
+        with sessions() as s:
+            return s.scalar(
+                select(consumers.CursorRow.processed).where(consumers.CursorRow.name == sweep.name)
+            )
+
+    pieces = [consumers.run_task(sessions, sweep, clock) for _ in range(4)]
+    assert pieces == [1, 1, 0, 0]  # claim + traits/scores/tags, the segment, statistics; done
+    assert ran() == 1
+    clock.advance(timedelta(days=8))
+    assert [consumers.run_task(sessions, sweep, clock) for _ in range(3)] == [1, 1, 0]
+    assert ran() == 2
+    causes = session.execute(select(ChangeRow.kind, ChangeRow.cause).order_by(ChangeRow.seq))
+    assert [tuple(c) for c in causes] == [("enter", "event"), ("exit", "time")]
 
 
 def test_cli_find_and_timeline(
