@@ -33,6 +33,7 @@ def admin_context(request: Request, state: StateDep) -> Context:
         permissions=ctx.permissions,
         is_group_wide=True,
         request_id=getattr(request.state, "request_id", ctx.request_id),
+        origin=f"api {request.client.host}" if request.client else "api",
     )
 
 

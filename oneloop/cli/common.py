@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import NoReturn
 
 import typer
@@ -57,7 +58,7 @@ def cli_engine() -> Iterator[tuple[Settings, Engine]]:
 def cli_session() -> Iterator[tuple[Session, Context]]:
     """A session committed when the command's block ends well, with the system's context."""
     with cli_engine() as (_, engine), transaction(session_factory(engine)) as session:
-        yield session, system_context()
+        yield session, replace(system_context(), origin="cli")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

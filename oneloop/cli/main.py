@@ -15,6 +15,7 @@ from oneloop.collect.cli import deadletters_app, sources_app, worker
 from oneloop.collect.import_cli import register as register_import
 from oneloop.collect.plans_cli import plans_app
 from oneloop.demo.cli import demo_app
+from oneloop.governance.audit_cli import audit_app
 from oneloop.governance.cli import bu_app
 from oneloop.identity.cli import identity_app
 from oneloop.profiles.cli import profiles_app, tags_app
@@ -30,6 +31,7 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(bu_app, name="bu")
+app.add_typer(audit_app, name="audit")
 app.add_typer(sources_app, name="sources")
 app.add_typer(plans_app, name="plans")
 app.add_typer(deadletters_app, name="deadletters")

@@ -52,6 +52,7 @@ from oneloop.core.context import Context
 from oneloop.core.db import in_tenancy
 from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
+from oneloop.governance import audit
 from oneloop.governance import service as governance
 
 # The hot path lives in plan_check (ingest imports it from there); named here as well, since
@@ -256,6 +257,7 @@ def create_plan(session: Session, ctx: Context, data: PlanIn) -> TrackingPlan:
     session.add(row)
     session.flush()
     log.info("plan.created", extra={"plan_id": row.id, "bu_id": row.bu_id, "by": ctx.user_id})
+    audit.record(session, ctx, "plan.created", "tracking_plan", row.id, bu_id=row.bu_id)
     return _plan(row)
 
 
@@ -281,6 +283,15 @@ def update_plan(session: Session, ctx: Context, plan_id: str, data: PlanSpec) ->
     session.flush()
     session.refresh(row)
     log.info("plan.replaced", extra={"plan_id": row.id, "version": row.version, "by": ctx.user_id})
+    audit.record(
+        session,
+        ctx,
+        "plan.updated",
+        "tracking_plan",
+        row.id,
+        detail={"version": row.version},
+        bu_id=row.bu_id,
+    )
     return _plan(row)
 
 
@@ -333,6 +344,7 @@ def delete_plan(session: Session, ctx: Context, plan_id: str) -> None:
     session.delete(row)
     session.flush()
     log.info("plan.deleted", extra={"plan_id": plan_id, "by": ctx.user_id})
+    audit.record(session, ctx, "plan.deleted", "tracking_plan", row.id, bu_id=row.bu_id)
 
 
 def attach_plan(session: Session, ctx: Context, source_id: str, plan_id: str | None) -> Source:
@@ -358,6 +370,15 @@ def attach_plan(session: Session, ctx: Context, source_id: str, plan_id: str | N
     log.info(
         "plan.attached" if plan_id else "plan.detached",
         extra={"source_id": source.id, "plan_id": plan_id, "by": ctx.user_id},
+    )
+    audit.record(
+        session,
+        ctx,
+        "source.plan_attached" if plan_id else "source.plan_detached",
+        "source",
+        source.id,
+        detail={"plan_id": plan_id},
+        bu_id=source.bu_id,
     )
     return service.get_source(session, ctx, source_id)
 

@@ -19,6 +19,7 @@ from oneloop.core.context import Context
 from oneloop.core.db import in_tenancy
 from oneloop.core.errors import Conflict, NotFound, Unauthenticated
 from oneloop.core.ids import new_id
+from oneloop.governance import audit
 from oneloop.governance import service as governance
 
 KEY_PREFIX = "olk_"
@@ -48,7 +49,9 @@ def create_source(session: Session, ctx: Context, data: SourceIn) -> NewWriteKey
     )
     session.add(row)
     session.flush()
-    return NewWriteKey(id=row.id, write_key=_add_key(session, ctx, row.id))
+    made = NewWriteKey(id=row.id, write_key=_add_key(session, ctx, row.id))
+    audit.record(session, ctx, "source.created", "source", row.id, bu_id=row.bu_id)
+    return made
 
 
 def list_sources(session: Session, ctx: Context) -> list[Source]:
@@ -67,9 +70,13 @@ def rotate_key(session: Session, ctx: Context, source_id: str, *, revoke_old: bo
     """A new key for the source; the old ones keep working unless ``revoke_old``."""
     ctx.require("collect.source.manage")
     row = _get_row(session, ctx, source_id)
-    if revoke_old:
-        _revoke(session, ctx, WriteKeyRow.source_id == row.id)
-    return NewWriteKey(id=row.id, write_key=_add_key(session, ctx, row.id))
+    revoked = _revoke(session, ctx, WriteKeyRow.source_id == row.id) if revoke_old else 0
+    made = NewWriteKey(id=row.id, write_key=_add_key(session, ctx, row.id))
+    detail: dict[str, audit.DetailValue] = {"revoked": revoked}
+    audit.record(
+        session, ctx, "source.key_rotated", "source", row.id, detail=detail, bu_id=row.bu_id
+    )
+    return made
 
 
 def revoke_key(session: Session, ctx: Context, source_id: str, prefix: str) -> None:
@@ -77,6 +84,7 @@ def revoke_key(session: Session, ctx: Context, source_id: str, prefix: str) -> N
     row = _get_row(session, ctx, source_id)
     if not _revoke(session, ctx, WriteKeyRow.source_id == row.id, WriteKeyRow.prefix == prefix):
         raise NotFound(f"source {source_id} has no active key {prefix!r}", prefix=prefix)
+    audit.record(session, ctx, "source.key_revoked", "source", row.id, bu_id=row.bu_id)
 
 
 def set_enabled(session: Session, ctx: Context, source_id: str, *, enabled: bool) -> Source:
@@ -86,6 +94,8 @@ def set_enabled(session: Session, ctx: Context, source_id: str, *, enabled: bool
     row.is_enabled = enabled
     row.updated_at = ctx.clock.now()
     session.flush()
+    action = "source.enabled" if enabled else "source.disabled"
+    audit.record(session, ctx, action, "source", row.id, bu_id=row.bu_id)
     return get_source(session, ctx, source_id)
 
 

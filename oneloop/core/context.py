@@ -25,6 +25,8 @@ class Context:
     is_group_wide: bool = False
     request_id: str = field(default_factory=new_id)
     clock: Clock = field(default_factory=SystemClock)
+    # Where the act comes from, for the audit log: "cli", "api 10.0.0.7", "worker".
+    origin: str | None = None
 
     def can(self, permission: str) -> bool:
         return ALL_PERMISSIONS in self.permissions or permission in self.permissions

@@ -117,3 +117,36 @@ class User(BaseModel):
     role: Role
     is_active: bool
     created_at: datetime
+
+
+class AuditEntry(BaseModel):
+    """One entry of the audit log, as stored: ``hash`` lets a reader re-check it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    seq: int
+    at: datetime
+    actor: str
+    bu_id: str | None
+    action: str = Field(description="what was done, e.g. segment.exported, identity.unmerged")
+    object_type: str
+    object_id: str | None
+    origin: str | None = Field(description="where from: cli, 'api <ip>', worker")
+    outcome: Literal["ok", "denied", "failed"]
+    detail: dict[str, object] | None = Field(description="ids and counts, never PII values")
+    prev_hash: str
+    hash: str
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+    next_cursor: int | None = Field(None, description="pass as ?cursor= for the next page")
+
+
+class VerifyResult(BaseModel):
+    """``is_intact`` or else the first entry where the chain breaks, and why."""
+
+    is_intact: bool
+    entries: int = Field(description="entries checked")
+    bad_seq: int | None = None
+    reason: str | None = None

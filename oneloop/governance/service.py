@@ -18,6 +18,7 @@ from oneloop.core.context import Context
 from oneloop.core.db import SelectT, in_tenancy
 from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
+from oneloop.governance import audit
 from oneloop.governance.models import DEFAULT_TIME_ZONE, BusinessUnitRow, UserRow
 from oneloop.governance.schemas import (
     BusinessUnit,
@@ -63,6 +64,7 @@ def create_business_unit(session: Session, ctx: Context, data: BusinessUnitIn) -
     )
     session.add(row)
     session.flush()
+    audit.record(session, ctx, "business_unit.created", "business_unit", row.id)
     return BusinessUnit.model_validate(row)
 
 
@@ -93,6 +95,14 @@ def update_business_unit(
         row.updated_at = ctx.clock.now()
         session.flush()
         log.info("bu.updated", extra={"bu_id": row.id, "fields": sorted(changes)})
+        audit.record(
+            session,
+            ctx,
+            "business_unit.updated",
+            "business_unit",
+            row.id,
+            detail={"fields": sorted(changes)},
+        )
     return BusinessUnit.model_validate(row)
 
 
@@ -202,6 +212,7 @@ def create_user(session: Session, ctx: Context, data: UserIn) -> User:
     )
     session.add(row)
     session.flush()
+    audit.record(session, ctx, "user.created", "user", row.id, detail={"role": row.role})
     return User.model_validate(row)
 
 

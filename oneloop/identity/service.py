@@ -18,6 +18,7 @@ from oneloop.core.context import Context
 from oneloop.core.db import in_chunks, in_tenancy
 from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
+from oneloop.governance import audit
 from oneloop.identity.golden import golden_record
 from oneloop.identity.models import (
     ChangeRow,
@@ -67,16 +68,17 @@ def set_rules(session: Session, ctx: Context, document: dict[str, object]) -> Ru
     ``oneloop identity rebuild`` to apply them to the past)."""
     ctx.require("identity.rules.write")
     rules = parse(document)
-    session.add(
-        RulesetRow(
-            id=new_id(ctx.clock.now()),
-            version=rules.version,
-            document=document,
-            created_at=ctx.clock.now(),
-            created_by=ctx.user_id,
-        )
+    row = RulesetRow(
+        id=new_id(ctx.clock.now()),
+        version=rules.version,
+        document=document,
+        created_at=ctx.clock.now(),
+        created_by=ctx.user_id,
     )
+    session.add(row)
     session.flush()
+    detail: dict[str, audit.DetailValue] = {"version": rules.version}
+    audit.record(session, ctx, "identity.rules_set", "identity_ruleset", row.id, detail=detail)
     return rules
 
 
@@ -273,6 +275,14 @@ def unmerge(session: Session, ctx: Context, profile_id: str, data: UnmergeIn) ->
         merge.undo_reason = data.reason[:500]
     session.flush()
     split_off = sorted({members[i].profile_id for i in leaving} - {current})
+    # The reason and the identifier's value are free text and PII: ids and counts only.
+    detail: dict[str, audit.DetailValue] = {
+        "merge_id": data.merge_id,
+        "identifier_type": data.identifier.type if data.identifier is not None else None,
+        "split_off": split_off,
+        "cut_links": cut,
+    }
+    audit.record(session, ctx, "identity.unmerged", "profile", current, detail=detail)
     return UnmergeOut(profile_id=current, split_off=split_off, cut_links=cut)
 
 
@@ -288,7 +298,10 @@ def pin_apart(session: Session, ctx: Context, data: PinIn) -> Pin:
     for profile in (a, b):
         rows = session.scalars(select(IdentifierRow).where(IdentifierRow.profile_id == profile))
         ends.append(min(rows, key=lambda r: (rules.priority(r.type), r.value)).id)
-    return Pin.model_validate(_add_pin(session, ctx, ends[0], ends[1], data.reason))
+    pin = Pin.model_validate(_add_pin(session, ctx, ends[0], ends[1], data.reason))
+    detail: dict[str, audit.DetailValue] = {"profiles": [a, b]}
+    audit.record(session, ctx, "identity.pinned_apart", "identity_pin", pin.id, detail=detail)
+    return pin
 
 
 def _add_pin(session: Session, ctx: Context, a: str, b: str, reason: str) -> PinRow:

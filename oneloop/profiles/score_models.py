@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from oneloop.core.context import Context
 from oneloop.core.errors import Conflict, NotFound
 from oneloop.core.ids import new_id
+from oneloop.governance import audit
 from oneloop.governance import service as governance
 from oneloop.profiles import scores, tags
 from oneloop.profiles.filters import When, invalid
@@ -99,6 +100,7 @@ def create_model(
         when or scores.when_of(ctx),
         on_progress=on_progress,
     )
+    audit.record(session, ctx, "score_model.created", "score_model", row.id, bu_id=row.bu_id)
     return ScoreModel.model_validate(row)
 
 
@@ -132,6 +134,10 @@ def update_model(
     dropped = [t.tag for t in before.doc.thresholds if t.tag not in kept]
     changed = _drop_tags(session, before, dropped, when.now, "threshold removed from the model")
     scores.rebuild_models(session, [model], when, on_progress=on_progress, changed_before=changed)
+    detail: dict[str, audit.DetailValue] = {"version": row.version}
+    audit.record(
+        session, ctx, "score_model.updated", "score_model", row.id, detail=detail, bu_id=row.bu_id
+    )
     return ScoreModel.model_validate(row)
 
 
@@ -154,6 +160,7 @@ def delete_model(
     session.execute(delete(ScoreRow).where(ScoreRow.model_id == row.id))
     session.delete(row)
     scores.follow(session, changed, when)
+    audit.record(session, ctx, "score_model.deleted", "score_model", row.id, bu_id=row.bu_id)
 
 
 def recompute_model(

@@ -20,6 +20,7 @@ from oneloop.core.context import Context
 from oneloop.core.db import in_tenancy
 from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
+from oneloop.governance import audit
 from oneloop.governance import service as governance
 from oneloop.identity import service as identity
 from oneloop.profiles import scores, tags, traits
@@ -275,6 +276,7 @@ def create_tag(session: Session, ctx: Context, data: TagIn) -> Tag:
     )
     session.add(row)
     session.flush()
+    audit.record(session, ctx, "tag.created", "tag", row.id, bu_id=row.bu_id)
     return Tag.model_validate(row)
 
 
@@ -315,6 +317,8 @@ def delete_tag(session: Session, ctx: Context, tag_id: str) -> None:
     session.delete(row)
     session.flush()
     _changed(session, ctx, holders)
+    detail: dict[str, audit.DetailValue] = {"holders": len(holders)}
+    audit.record(session, ctx, "tag.deleted", "tag", tag_id, detail=detail, bu_id=row.bu_id)
 
 
 def profile_tags(session: Session, ctx: Context, profile_id: str) -> list[ProfileTag]:

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from oneloop.core.context import Context
 from oneloop.core.errors import Conflict, FieldError, InvalidPayload, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
+from oneloop.governance import audit
 from oneloop.governance import service as governance
 from oneloop.profiles.filters import (
     EventFilter,
@@ -318,6 +319,7 @@ def create_trait(session: Session, ctx: Context, document: object, bu: str | Non
     session.add(row)
     session.flush()
     log.info("trait.created", extra={"trait_id": row.id, "bu_id": unit})
+    audit.record(session, ctx, "trait.created", "trait", row.id, bu_id=row.bu_id)
     return Trait.model_validate(row)
 
 
@@ -335,6 +337,8 @@ def update_trait(session: Session, ctx: Context, trait_id: str, document: object
     row.updated_at = ctx.clock.now()
     session.flush()
     log.info("trait.updated", extra={"trait_id": row.id, "version": row.version})
+    detail: dict[str, audit.DetailValue] = {"version": row.version}
+    audit.record(session, ctx, "trait.updated", "trait", row.id, detail=detail, bu_id=row.bu_id)
     return Trait.model_validate(row)
 
 
@@ -347,6 +351,8 @@ def delete_trait(session: Session, ctx: Context, trait_id: str) -> int:
     session.delete(row)
     session.flush()
     log.info("trait.deleted", extra={"trait_id": trait_id, "values": removed})
+    detail: dict[str, audit.DetailValue] = {"values": removed}
+    audit.record(session, ctx, "trait.deleted", "trait", row.id, detail=detail, bu_id=row.bu_id)
     return removed
 
 

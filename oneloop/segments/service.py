@@ -31,6 +31,7 @@ from oneloop.core.context import Context
 from oneloop.core.db import in_chunks, in_tenancy
 from oneloop.core.errors import Conflict, NotFound
 from oneloop.core.ids import new_id
+from oneloop.governance import audit
 from oneloop.governance import service as governance
 from oneloop.profiles.filters import When, invalid, zone_of
 from oneloop.profiles.models import TagRow
@@ -119,6 +120,7 @@ def create_segment(
     session.flush()
     _evaluate_with_users(session, row, when_of(ctx), on_progress)
     log.info("segment.created", extra={"segment_id": row.id, "bu_id": row.bu_id})
+    audit.record(session, ctx, "segment.created", "segment", row.id, detail={"size": row.size})
     return Segment.model_validate(row)
 
 
@@ -170,6 +172,8 @@ def update_segment(
     session.flush()
     _evaluate_with_users(session, row, when_of(ctx), on_progress)
     log.info("segment.updated", extra={"segment_id": row.id, "version": row.version})
+    detail: dict[str, audit.DetailValue] = {"version": row.version, "size": row.size}
+    audit.record(session, ctx, "segment.updated", "segment", row.id, detail=detail)
     return Segment.model_validate(row)
 
 
@@ -184,6 +188,7 @@ def delete_segment(session: Session, ctx: Context, segment_id: str) -> None:
     session.delete(row)
     session.flush()
     log.info("segment.deleted", extra={"segment_id": row.id})
+    audit.record(session, ctx, "segment.deleted", "segment", row.id)
 
 
 def evaluate(
@@ -383,11 +388,16 @@ def list_members(
 
 
 def export_csv(session: Session, ctx: Context, segment_id: str) -> Iterator[str]:
-    """CSV text (``profile_id,entered_at``) in chunks, for streaming. Checked now, read as
-    the caller iterates; a cell that a spreadsheet would run as a formula is neutralised."""
+    """CSV text (``profile_id,entered_at``) in chunks, for streaming. Checked and audited now
+    (the entry commits with the caller's transaction), read as the caller iterates; a cell
+    that a spreadsheet would run as a formula is neutralised."""
     ctx.require(EXPORT)
     row = _row(session, ctx, segment_id)
+    rows = session.scalar(
+        select(func.count()).select_from(MemberRow).where(MemberRow.segment_id == row.id)
+    )
     log.info("segment.exported", extra={"segment_id": row.id, "user_id": ctx.user_id})
+    audit.record(session, ctx, "segment.exported", "segment", row.id, detail={"rows": rows or 0})
     return _csv_chunks(session, row.id)
 
 

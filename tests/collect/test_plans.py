@@ -28,6 +28,7 @@ from oneloop.collect.spec import parse_batch
 from oneloop.core.context import Context
 from oneloop.core.errors import Conflict, NotFound, ValidationFailed
 from oneloop.core.ids import BusinessUnitId, UserId
+from oneloop.governance import audit
 from oneloop.governance.schemas import BusinessUnit
 from tests.conftest import ADMIN
 from tests.factories import make_group, make_source
@@ -516,3 +517,20 @@ def test_the_cli_imports_attaches_exports_and_reports(
     run("detach", "--source", source.id)
     failed = runner.invoke(cli_app, ["plans", "attach", "nope", "--source", source.id], env=env)
     assert failed.exit_code == 1 and "no tracking plan" in failed.output
+
+
+def test_plan_changes_are_audited(session: Session, ctx: Context) -> None:
+    source = _planned_source(session, ctx)
+    plan_id = source.tracking_plan_id
+    assert plan_id is not None
+    plans.attach_plan(session, ctx, source.id, None)
+    plans.delete_plan(session, ctx, plan_id)
+    session.commit()
+    assert [e.action for e in audit.list_entries(session, ctx, object_id=plan_id).items] == [
+        "plan.deleted",
+        "plan.created",
+    ]
+    on_source = audit.list_entries(session, ctx, object_id=source.id).items
+    assert [e.action for e in on_source][:2] == ["source.plan_detached", "source.plan_attached"]
+    assert on_source[1].detail == {"plan_id": plan_id}
+    assert audit.verify(session).is_intact

@@ -14,6 +14,7 @@ from oneloop.collect.schemas import SourceIn
 from oneloop.core.context import Context
 from oneloop.core.errors import Conflict, NotFound, Unauthenticated
 from oneloop.core.ids import BusinessUnitId, UserId
+from oneloop.governance import audit
 from oneloop.governance.schemas import BusinessUnit
 from tests.factories import make_group
 
@@ -119,3 +120,30 @@ def test_cli_create_prints_id_and_key_as_json(db_url: str) -> None:
     assert runner.invoke(app, ["sources", "disable", doc["id"]], env=env).exit_code == 0
     bad = runner.invoke(app, ["sources", "create", "--bu", "nope", "--name", "x"], env=env)
     assert bad.exit_code == 1 and "nope" in bad.output
+
+
+def test_source_changes_are_audited_and_a_unit_sees_only_its_own(
+    session: Session, ctx: Context
+) -> None:
+    _, north, south = make_group(session, ctx)
+    new = service.create_source(session, ctx, SourceIn(bu="north", name="Web"))
+    service.rotate_key(session, ctx, new.id, revoke_old=True)
+    service.set_enabled(session, ctx, new.id, enabled=False)
+    service.create_source(session, ctx, SourceIn(bu="south", name="Web"))
+    session.commit()
+    entries = audit.list_entries(session, ctx, object_id=new.id).items
+    assert [e.action for e in entries] == [
+        "source.disabled",
+        "source.key_rotated",
+        "source.created",
+    ]
+    assert entries[1].detail == {"revoked": 1}
+    assert all(e.bu_id == north.id for e in entries)
+    assert new.write_key not in str([e.model_dump() for e in entries])
+    as_south = Context(
+        bu_id=BusinessUnitId(south.id),
+        user_id=UserId("auditor-south"),
+        permissions=frozenset({audit.READ_PERMISSION}),
+    )
+    seen = audit.list_entries(session, as_south, action="source.created").items
+    assert [e.bu_id for e in seen] == [south.id]

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from oneloop.core.context import Context
 from oneloop.core.errors import Conflict, NotFound
+from oneloop.governance import audit
 from oneloop.identity import service
 from oneloop.identity.models import EdgeRow, EventProfileRow, MergeRow, ProfileRow
 from oneloop.identity.schemas import IdentifierRef, UnmergeIn
@@ -104,6 +105,16 @@ def test_detaching_an_identifier_moves_it_and_its_events_to_a_profile_of_its_own
     events = dict(session.execute(select(EventProfileRow.seq, EventProfileRow.profile_id)).all())
     assert events == {1: profile, 2: pad, 3: pad}  # an event goes with its strongest identifier
     assert session.scalars(select(EdgeRow.status).where(EdgeRow.status == "cut")).all() == ["cut"]
+    [entry] = audit.list_entries(session, ctx, action="identity.unmerged").items
+    assert entry.object_id == profile and entry.actor == ctx.user_id
+    # ids and counts only: neither the identifier's value nor the free-text reason
+    assert entry.detail == {
+        "merge_id": None,
+        "identifier_type": "device_id",
+        "split_off": [pad],
+        "cut_links": 1,
+    }
+    assert audit.verify(session).is_intact
 
 
 def test_unmerge_refuses_what_is_not_part_of_the_profile(session: Session, ctx: Context) -> None:

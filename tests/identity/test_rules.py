@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from oneloop.cli.main import app
 from oneloop.core.context import Context
 from oneloop.core.errors import ValidationFailed
+from oneloop.governance import audit
 from oneloop.identity import service
 from oneloop.identity.rules import DEFAULT_RULES, default_document, load_yaml, parse
 from tests.identity.conftest import ev, profile_of, run
@@ -77,6 +78,8 @@ def test_stored_rules_are_in_force_and_versioned(session: Session, ctx: Context)
     assert service.active_rules(session).limit("phone") == 2
     assert stored.version != DEFAULT_RULES.version
     assert service.rules_document(session, ctx)["types"]["phone"]["limit"] == 2  # type: ignore[index]
+    [entry] = audit.list_entries(session, ctx, action="identity.rules_set").items
+    assert entry.object_type == "identity_ruleset" and entry.detail == {"version": stored.version}
 
 
 def test_rules_set_refuses_a_bad_file_and_stores_a_good_one(

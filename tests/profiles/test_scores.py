@@ -26,6 +26,7 @@ from oneloop.cli.main import app
 from oneloop.core.context import Context
 from oneloop.core.errors import NotFound, ValidationFailed
 from oneloop.core.ids import new_id
+from oneloop.governance import audit
 from oneloop.profiles import score_models, scores
 from oneloop.profiles.filters import When, zone_of
 from oneloop.profiles.models import (
@@ -926,6 +927,11 @@ def test_changing_a_model_rescores_and_moves_its_tags(
     score_models.delete_model(session, ctx, "intent", when=at(T0))
     assert held(session, "p") == {}
     assert session.scalars(select(ScoreHistoryRow)).all() == []
+    assert [e.action for e in audit.list_entries(session, ctx, object_id=made.id).items] == [
+        "score_model.deleted",
+        "score_model.updated",
+        "score_model.created",
+    ]
 
 
 # --- the API and the CLI --------------------------------------------------------------------

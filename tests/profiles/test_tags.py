@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from oneloop.core.context import Context
+from oneloop.governance import audit
 from oneloop.profiles import score_models, service
 from oneloop.profiles.models import ProfileRow, TagHistoryRow
 from oneloop.profiles.schemas import TagCategoryIn, TagIn
@@ -200,3 +201,16 @@ def test_seed_story_high_intent_enters_the_sales_segment(
     points = client.get(f"/api/v1/profiles/{profile}/scores", headers=ADMIN).json()
     assert [h["points"] for h in points["history"]] == [15, 10, 20]  # newest first
     assert round(points["history"][0]["value_after"]) == 45
+
+
+def test_tag_changes_are_audited(session: Session, ctx: Context, feed: Feed) -> None:
+    service.create_category(session, ctx, TagCategoryIn(code="tier", name_zh="分层", name_en="T"))
+    tag = service.create_tag(
+        session, ctx, TagIn(code="vip", category="tier", name_zh="贵宾", name_en="VIP")
+    )
+    service.delete_tag(session, ctx, tag.id)
+    entries = audit.list_entries(session, ctx, object_id=tag.id).items
+    assert [(e.action, e.detail) for e in entries] == [
+        ("tag.deleted", {"holders": 0}),
+        ("tag.created", None),
+    ]

@@ -28,6 +28,7 @@ from oneloop.core.context import Context
 from oneloop.core.db import session_factory
 from oneloop.core.errors import Conflict, NotFound, ValidationFailed
 from oneloop.core.ids import BusinessUnitId, UserId
+from oneloop.governance import audit
 from oneloop.identity.resolver import ResolveConsumer
 from oneloop.profiles import traits
 from oneloop.profiles.filters import When, zone_of
@@ -549,6 +550,12 @@ def test_names_are_unique_per_unit_and_updates_bump_the_version(
     assert stored(session, first) == {}
     with pytest.raises(NotFound):
         traits.get_trait(session, ctx, first)
+    entries = audit.list_entries(session, ctx, object_id=first).items
+    assert [(e.action, e.detail) for e in entries] == [
+        ("trait.deleted", {"values": 1}),
+        ("trait.updated", {"version": 2}),
+        ("trait.created", None),
+    ]
 
 
 # --- incremental equals full ----------------------------------------------------------------

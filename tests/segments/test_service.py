@@ -15,6 +15,7 @@ from oneloop.core.clock import FixedClock
 from oneloop.core.context import Context
 from oneloop.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from oneloop.core.ids import BusinessUnitId, UserId
+from oneloop.governance import audit
 from oneloop.segments import service
 from oneloop.segments.compile import bind
 from oneloop.segments.language import parse_rule
@@ -243,6 +244,23 @@ def test_export_streams_csv_and_neutralises_formulas(world: World, ctx: Context)
     assert all(r[1].startswith("2026-03-02T01:00:00") for r in rows[1:])
     assert service.safe_cell("-2") == "'-2" and service.safe_cell("\tx") == "'\tx"
     assert service.safe_cell("01J8") == "01J8"
+    [entry] = audit.list_entries(world.session, ctx, action="segment.exported").items
+    assert entry.object_id == made.id and entry.detail == {"rows": 4}
+
+
+def test_segment_changes_are_audited(world: World, ctx: Context) -> None:
+    made = service.create_segment(world.session, ctx, new("sh", SHANGHAI_RULE))
+    service.update_segment(
+        world.session, ctx, made.id, SegmentUpdate(name="沪", rule=SHANGHAI_RULE)
+    )
+    service.delete_segment(world.session, ctx, made.id)
+    entries = audit.list_entries(world.session, ctx, object_id=made.id).items
+    assert [e.action for e in entries] == [
+        "segment.deleted",
+        "segment.updated",
+        "segment.created",
+    ]
+    assert entries[1].detail == {"version": 2, "size": 0}
 
 
 def test_estimate_is_exact_over_few_candidates(world: World, ctx: Context) -> None:
