@@ -45,26 +45,9 @@ def test_upgrade_from_first_migration_keeps_data(bare_engine: Engine) -> None:
     upgrade(bare_engine)
     assert current_revision(bare_engine) == head_revision()
     with bare_engine.connect() as conn:
-        assert conn.execute(text("SELECT code FROM governance_business_unit")).scalar() == "galaxy"
+        unit = conn.execute(text("SELECT code, time_zone FROM governance_business_unit")).one()
+    assert tuple(unit) == ("galaxy", "Asia/Shanghai")  # 0011 gave existing units the default
     assert "governance_user" in inspect(bare_engine).get_table_names()
-
-
-def test_upgrade_gives_existing_units_the_default_time_zone(bare_engine: Engine) -> None:
-    upgrade(bare_engine, "0010")
-    with bare_engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO governance_business_unit "
-                "(id, code, name_zh, name_en, kind, parent_id, created_at, updated_at) "
-                "VALUES ('01J0000000000000000000000G', 'galaxy', '星河集团', 'Galaxy', 'group', "
-                "NULL, :t, :t)"
-            ),
-            {"t": datetime(2026, 1, 1, tzinfo=UTC)},
-        )
-    upgrade(bare_engine)
-    with bare_engine.connect() as conn:
-        zone = conn.execute(text("SELECT time_zone FROM governance_business_unit")).scalar()
-    assert zone == "Asia/Shanghai"
 
 
 def test_downgrade_to_base_and_up_again(engine: Engine) -> None:
