@@ -1,40 +1,85 @@
-"""Who is calling the admin API.
+"""Who is calling: a console session (cookie), an API key, or the bootstrap admin token.
 
-Until users, sessions and API keys land (governance issue), the one admin credential is a
-bootstrap bearer token from settings (``ONELOOP_ADMIN_TOKEN``). It acts as the platform itself:
-group-wide, every permission, attributed to the user ``system``. Unset, every call is refused.
+Every route that acts on data takes ``CallerDep``, the tenancy context the services check.
+A console session must send its CSRF token back (``X-CSRF-Token``) on every change: the
+cookie is sent by the browser on its own, the token only by our own pages. A bearer
+credential is not sent on its own, so it needs none. The bootstrap admin token
+(``ONELOOP_ADMIN_TOKEN``) acts as the platform itself: group-wide, every permission,
+attributed to the user ``system``; unset, it opens nothing.
 """
 
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 
 from oneloop.api.deps import StateDep
 from oneloop.core.context import Context, system_context
-from oneloop.core.errors import Unauthenticated
+from oneloop.core.errors import Forbidden, Unauthenticated
+from oneloop.governance import signin
+
+SESSION_COOKIE = "oneloop_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+Via = Literal["session", "api_key", "admin_token"]
 
 
-def admin_context(request: Request, state: StateDep) -> Context:
-    configured = state.settings.admin_token
-    if configured is None:
-        raise Unauthenticated("the admin API is off: set ONELOOP_ADMIN_TOKEN to enable it")
+@dataclass(frozen=True)
+class Caller:
+    ctx: Context
+    via: Via
+    csrf_token: str | None = None
+    expires_at: datetime | None = None
+
+
+def origin_of(request: Request) -> str:
+    return f"api {request.client.host}" if request.client else "api"
+
+
+def caller(request: Request, state: StateDep) -> Caller:
+    origin = origin_of(request)
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthenticated("send the admin token as 'Authorization: Bearer <token>'")
-    if not hmac.compare_digest(token.encode(), configured.get_secret_value().encode()):
-        raise Unauthenticated("the admin token is not valid")
-    ctx = system_context()
-    return Context(
-        bu_id=ctx.bu_id,
-        user_id=ctx.user_id,
-        permissions=ctx.permissions,
-        is_group_wide=True,
-        request_id=getattr(request.state, "request_id", ctx.request_id),
-        origin=f"api {request.client.host}" if request.client else "api",
-    )
+    if scheme.lower() == "bearer" and token:
+        if token.startswith(signin.KEY_PREFIX):
+            with state.sessions() as session, session.begin():
+                ctx = signin.api_key_context(session, token, state.clock, origin)
+            found = Caller(ctx, "api_key")
+        else:
+            found = Caller(_admin(state, token, origin), "admin_token")
+    elif cookie := request.cookies.get(SESSION_COOKIE):
+        with state.sessions() as session, session.begin():
+            ctx, row = signin.session_context(session, state.settings, cookie, state.clock, origin)
+            csrf, expires = row.csrf_token, row.expires_at
+        if request.method not in SAFE_METHODS:
+            sent = request.headers.get(CSRF_HEADER, "")
+            if not hmac.compare_digest(sent.encode(), csrf.encode()):
+                raise Forbidden(
+                    f"the CSRF token is missing or wrong: send the session's token as {CSRF_HEADER}"
+                )
+        found = Caller(ctx, "session", csrf, expires)
+    else:
+        raise Unauthenticated(
+            "sign in (POST /api/v1/auth/login) or send an API key as 'Authorization: Bearer <key>'"
+        )
+    rid = getattr(request.state, "request_id", None)
+    return replace(found, ctx=replace(found.ctx, request_id=rid)) if rid else found
 
 
-AdminDep = Annotated[Context, Depends(admin_context)]
+def _admin(state: StateDep, token: str, origin: str) -> Context:
+    configured = state.settings.admin_token
+    if configured is None or not hmac.compare_digest(
+        token.encode(), configured.get_secret_value().encode()
+    ):
+        raise Unauthenticated("the bearer token is not a valid API key or admin token")
+    return replace(system_context(state.clock), origin=origin)
+
+
+def caller_context(found: Annotated[Caller, Depends(caller)]) -> Context:
+    return found.ctx
+
+
+CallerDep = Annotated[Context, Depends(caller_context)]

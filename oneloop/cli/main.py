@@ -17,6 +17,7 @@ from oneloop.collect.plans_cli import plans_app
 from oneloop.demo.cli import demo_app
 from oneloop.governance.audit_cli import audit_app
 from oneloop.governance.cli import bu_app
+from oneloop.governance.users_cli import apikeys_app, roles_app, users_app
 from oneloop.identity.cli import identity_app
 from oneloop.profiles.cli import profiles_app, tags_app
 from oneloop.profiles.scores_cli import scores_app
@@ -31,6 +32,9 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(bu_app, name="bu")
+app.add_typer(users_app, name="users")
+app.add_typer(roles_app, name="roles")
+app.add_typer(apikeys_app, name="apikeys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(sources_app, name="sources")
 app.add_typer(plans_app, name="plans")

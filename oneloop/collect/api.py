@@ -15,7 +15,7 @@ from typing import Annotated
 import anyio.to_thread
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from oneloop.api.auth import AdminDep
+from oneloop.api.auth import CallerDep
 from oneloop.api.deps import AppState, SessionDep, StateDep
 from oneloop.collect import deadletters, stats
 from oneloop.collect.schemas import DeadLetter, DeadLetterPage, ReplayReport, SourceStats
@@ -116,7 +116,7 @@ for _endpoint in ENDPOINTS:
 def source_stats(
     source_id: Annotated[str, Path(description="the source's id")],
     session: SessionDep,
-    ctx: AdminDep,
+    ctx: CallerDep,
     state: StateDep,
 ) -> SourceStats:
     return stats.source_stats(session, ctx, source_id, now=state.clock.now())
@@ -125,7 +125,7 @@ def source_stats(
 @admin.get("/dead-letters", summary="Dead letters, newest first, paged by cursor")
 def list_dead_letters(
     session: SessionDep,
-    ctx: AdminDep,
+    ctx: CallerDep,
     source: Annotated[str | None, Query(description="only this source's")] = None,
     reason: Annotated[str | None, Query(description="only this reason, e.g. invalid_event")] = None,
     status: Annotated[str | None, Query(description="waiting or replayed")] = "waiting",
@@ -138,14 +138,14 @@ def list_dead_letters(
 
 
 @admin.get("/dead-letters/{dead_letter_id}", summary="One dead letter with its raw payload")
-def get_dead_letter(dead_letter_id: str, session: SessionDep, ctx: AdminDep) -> DeadLetter:
+def get_dead_letter(dead_letter_id: str, session: SessionDep, ctx: CallerDep) -> DeadLetter:
     return deadletters.get_dead_letter(session, ctx, dead_letter_id)
 
 
 @admin.post("/dead-letters/replay", summary="Replay waiting dead letters into the log, once")
 def replay_dead_letters(
     session: SessionDep,
-    ctx: AdminDep,
+    ctx: CallerDep,
     source: Annotated[str | None, Query(description="only this source's")] = None,
     reason: Annotated[str | None, Query(description="only this reason")] = None,
     ids: Annotated[list[str] | None, Query(description="only these dead letters")] = None,

@@ -14,7 +14,7 @@ import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.exceptions import HTTPException
 
-from oneloop.api.auth import AdminDep
+from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
 from oneloop.collect import plans
 from oneloop.collect.plan_schemas import PlanIn, SourcePlanIn, TrackingPlan, ViolationCount
@@ -80,7 +80,7 @@ def _yaml(text: str, status_code: int = 200) -> Response:
 
 
 @router.get("/tracking-plans", summary="Tracking plans, oldest first")
-def list_plans(session: SessionDep, ctx: AdminDep) -> list[TrackingPlan]:
+def list_plans(session: SessionDep, ctx: CallerDep) -> list[TrackingPlan]:
     return plans.list_plans(session, ctx)
 
 
@@ -91,7 +91,7 @@ def list_plans(session: SessionDep, ctx: AdminDep) -> list[TrackingPlan]:
     response_model=TrackingPlan,
     openapi_extra=_PLAN_BODY,
 )
-def create_plan(body: PlanBody, session: SessionDep, ctx: AdminDep) -> TrackingPlan:
+def create_plan(body: PlanBody, session: SessionDep, ctx: CallerDep) -> TrackingPlan:
     return plans.create_plan(session, ctx, body)
 
 
@@ -102,7 +102,7 @@ def create_plan(body: PlanBody, session: SessionDep, ctx: AdminDep) -> TrackingP
     responses={200: {"content": {YAML: {"schema": {"type": "string"}}}}},
 )
 def get_plan(
-    plan_id: PlanId, request: Request, session: SessionDep, ctx: AdminDep
+    plan_id: PlanId, request: Request, session: SessionDep, ctx: CallerDep
 ) -> TrackingPlan | Response:
     plan = plans.get_plan(session, ctx, plan_id)
     return _yaml(plans.plan_to_yaml(plan)) if _wants_yaml(request) else plan
@@ -115,7 +115,7 @@ def get_plan(
     openapi_extra=_PLAN_BODY,
 )
 def replace_plan(
-    plan_id: PlanId, body: PlanBody, session: SessionDep, ctx: AdminDep
+    plan_id: PlanId, body: PlanBody, session: SessionDep, ctx: CallerDep
 ) -> TrackingPlan:
     return plans.update_plan(session, ctx, plan_id, body)
 
@@ -126,7 +126,7 @@ def replace_plan(
     summary="Delete a tracking plan no source uses",
     response_class=Response,
 )
-def delete_plan(plan_id: PlanId, session: SessionDep, ctx: AdminDep) -> Response:
+def delete_plan(plan_id: PlanId, session: SessionDep, ctx: CallerDep) -> Response:
     plans.delete_plan(session, ctx, plan_id)
     return Response(status_code=204)
 
@@ -136,7 +136,7 @@ def delete_plan(plan_id: PlanId, session: SessionDep, ctx: AdminDep) -> Response
     summary="Attach a tracking plan to a source ({'plan_id': null} detaches)",
 )
 def attach_plan(
-    source_id: SourceId, body: SourcePlanIn, session: SessionDep, ctx: AdminDep
+    source_id: SourceId, body: SourcePlanIn, session: SessionDep, ctx: CallerDep
 ) -> Source:
     return plans.attach_plan(session, ctx, source_id, body.plan_id)
 
@@ -146,6 +146,6 @@ def attach_plan(
     summary="How often the source broke its plan, per event, property and kind",
 )
 def list_violations(
-    source_id: SourceId, session: SessionDep, ctx: AdminDep
+    source_id: SourceId, session: SessionDep, ctx: CallerDep
 ) -> list[ViolationCount]:
     return plans.list_violations(session, ctx, source_id)

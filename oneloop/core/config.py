@@ -49,6 +49,28 @@ class Settings(BaseSettings):
             "unset means the admin API refuses every call."
         ),
     )
+    cookie_secure: bool = Field(
+        default=True,
+        description=(
+            "Mark the console's session cookie Secure (HTTPS only; browsers also send it to "
+            "http://localhost). Turn off only behind plain HTTP on another host name."
+        ),
+    )
+    session_hours: float = Field(
+        default=12, gt=0, description="A console session ends this many hours after sign-in."
+    )
+    session_idle_minutes: float = Field(
+        default=120, gt=0, description="A console session unused this long ends."
+    )
+    login_max_failures: int = Field(
+        default=5, ge=1, description="Failed sign-ins in a row that lock an email out."
+    )
+    login_lockout_minutes: float = Field(
+        default=15, gt=0, description="How long a locked-out email waits (or an admin unlocks)."
+    )
+    login_rate_per_minute: int = Field(
+        default=20, ge=1, description="Sign-in attempts one address may make per minute."
+    )
     run_consumers: bool = Field(
         default=True,
         description="Whether `oneloop serve` also runs the event-log consumers in-process.",

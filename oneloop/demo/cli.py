@@ -82,6 +82,15 @@ def load_cmd(
         )
     else:
         console.print(f"admin {summary.admin_email} exists; its password is unchanged")
+    if summary.role_users:
+        users = Table("email", "role", "unit", title="demo users, one per role per unit")
+        for user in summary.role_users:
+            users.add_row(user.email, user.role, user.unit)
+        console.print(users)
+        console.print(
+            f"their password: [bold yellow]{summary.role_password}[/] (shown once; "
+            "`oneloop users set EMAIL --password` sets another)"
+        )
     for code, key in summary.new_write_keys.items():
         console.print(f"write key for {code} (官网 Web): [bold yellow]{key}[/] (shown once)")
     if not summary.files:

@@ -30,6 +30,8 @@ from oneloop.core.errors import NotFound
 from oneloop.demo import definitions
 from oneloop.demo.catalog import GROUP, UNITS, DemoUnit
 from oneloop.governance import service as governance
+from oneloop.governance import users
+from oneloop.governance.roles import BUILTIN_ROLES
 from oneloop.governance.schemas import BusinessUnitIn, UserIn
 
 ADMIN_EMAIL = "admin@galaxy.example.com"
@@ -86,12 +88,30 @@ class FileLoad:
     dead_lettered: int = 0
 
 
+@dataclass(frozen=True)
+class DemoUser:
+    email: str
+    role: str
+    unit: str
+
+
+# Who HQ has besides its admin; every unit gets every role a unit can hold.
+GROUP_ROLES = ("compliance_officer", "analyst")
+
+
+def role_user_email(role: str, unit: str) -> str:
+    return f"{role.replace('_', '-')}.{unit}@galaxy.example.com"
+
+
 @dataclass
 class LoadSummary:
     created_units: list[str] = field(default_factory=list)
     existing_units: list[str] = field(default_factory=list)
     admin_email: str = ADMIN_EMAIL
     admin_password: str | None = None  # only when created now: shown once, never stored in clear
+    # One user per built-in role in each unit (and HQ's), made now, sharing one password.
+    role_users: list[DemoUser] = field(default_factory=list)
+    role_password: str | None = None
     new_write_keys: dict[str, str] = field(default_factory=dict)  # BU code -> web key made now
     files: dict[str, int] = field(default_factory=dict)
     definitions: int = 0  # tags, traits, score models and segments created by this load
@@ -114,9 +134,22 @@ def load_demo(
     summary = LoadSummary()
     for unit in (GROUP, *UNITS):
         _ensure_unit(session, ctx, unit, summary)
-    if not governance.user_exists(session, ctx, ADMIN_EMAIL):
+    _ensure_users(session, ctx, summary)
+    sources = _ensure_sources(session, ctx, summary)
+    session.commit()
+    summary.definitions = definitions.install(session, ctx).created
+    session.commit()
+    summary.files = read_manifest(demo_dir)
+    _load_files(session, ctx, demo_dir, sources, summary, on_progress)
+    return summary
+
+
+def _ensure_users(session: Session, ctx: Context, summary: LoadSummary) -> None:
+    """The group admin (own password) and a user per role per unit (one shared password), so
+    that every view of the console can be tried; those that exist are left as they are."""
+    if not users.user_exists(session, ctx, ADMIN_EMAIL):
         summary.admin_password = secrets.token_urlsafe(12)
-        governance.create_user(
+        users.create_user(
             session,
             ctx,
             UserIn(
@@ -127,13 +160,30 @@ def load_demo(
                 role="group_admin",
             ),
         )
-    sources = _ensure_sources(session, ctx, summary)
-    session.commit()
-    summary.definitions = definitions.install(session, ctx).created
-    session.commit()
-    summary.files = read_manifest(demo_dir)
-    _load_files(session, ctx, demo_dir, sources, summary, on_progress)
-    return summary
+    wanted = [DemoUser(role_user_email(r, GROUP.code), r, GROUP.code) for r in GROUP_ROLES]
+    wanted += [
+        DemoUser(role_user_email(r.code, unit.code), r.code, unit.code)
+        for unit in UNITS
+        for r in BUILTIN_ROLES.values()
+        if not r.group_only
+    ]
+    for user in wanted:
+        if users.user_exists(session, ctx, user.email):
+            continue
+        summary.role_password = summary.role_password or secrets.token_urlsafe(12)
+        role = BUILTIN_ROLES[user.role]
+        users.create_user(
+            session,
+            ctx,
+            UserIn(
+                email=user.email,
+                display_name=f"{role.name_zh} {role.name_en} ({user.unit})",
+                password=summary.role_password,
+                bu=user.unit,
+                role=user.role,
+            ),
+        )
+        summary.role_users.append(user)
 
 
 def _load_files(

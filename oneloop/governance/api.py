@@ -1,5 +1,5 @@
-"""HTTP for the group and its business units: ``/api/v1/business-units``. Admin routes until
-users and roles land; the service does the checks. A bad field (a code, an unknown
+"""HTTP for the group and its business units: ``/api/v1/business-units``. The service does
+the checks. A bad field (a code, an unknown
 ``time_zone``) is a 422 whose ``errors`` name it."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Path
 
-from oneloop.api.auth import AdminDep
+from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
 from oneloop.governance import service
 from oneloop.governance.schemas import BusinessUnit, BusinessUnitIn, BusinessUnitPatch
@@ -19,7 +19,7 @@ Code = Annotated[str, Path(description="the unit's code", max_length=32)]
 
 
 @router.get("", summary="The group, then its business units by code")
-def list_units(session: SessionDep, ctx: AdminDep) -> list[BusinessUnit]:
+def list_units(session: SessionDep, ctx: CallerDep) -> list[BusinessUnit]:
     return service.list_business_units(session, ctx)
 
 
@@ -42,7 +42,7 @@ def create_unit(
         ),
     ],
     session: SessionDep,
-    ctx: AdminDep,
+    ctx: CallerDep,
 ) -> BusinessUnit:
     made = service.create_business_unit(session, ctx, data)
     session.commit()
@@ -50,13 +50,13 @@ def create_unit(
 
 
 @router.get("/{code}", summary="A business unit")
-def get_unit(code: Code, session: SessionDep, ctx: AdminDep) -> BusinessUnit:
+def get_unit(code: Code, session: SessionDep, ctx: CallerDep) -> BusinessUnit:
     return service.get_business_unit(session, ctx, code)
 
 
 @router.patch("/{code}", summary="Change a unit's names or time zone")
 def patch_unit(
-    code: Code, data: BusinessUnitPatch, session: SessionDep, ctx: AdminDep
+    code: Code, data: BusinessUnitPatch, session: SessionDep, ctx: CallerDep
 ) -> BusinessUnit:
     changed = service.update_business_unit(session, ctx, code, data)
     session.commit()

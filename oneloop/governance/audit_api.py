@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from oneloop.api.auth import AdminDep
+from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
 from oneloop.governance import audit
 from oneloop.governance.schemas import AuditPage, VerifyResult
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 @router.get("", summary="Audit entries, newest first, paged by cursor")
 def list_entries(
     session: SessionDep,
-    ctx: AdminDep,
+    ctx: CallerDep,
     action: Annotated[str | None, Query(max_length=64, description="e.g. segment.exported")] = None,
     object_type: Annotated[str | None, Query(max_length=64, description="e.g. segment")] = None,
     object_id: Annotated[str | None, Query(max_length=200, description="the object's id")] = None,
@@ -46,6 +46,6 @@ def list_entries(
 
 
 @router.get("/verify", summary="Check the hash chain; name the first edited or deleted entry")
-def verify(session: SessionDep, ctx: AdminDep) -> VerifyResult:
+def verify(session: SessionDep, ctx: CallerDep) -> VerifyResult:
     ctx.require(audit.READ_PERMISSION)
     return audit.verify(session)

@@ -1,7 +1,8 @@
 """Governance tables: the group and its business units, and the people who sign in.
 
-Minimal for the spine (issue 3); the governance issue adds roles as a matrix, API keys,
-sessions and consent. The audit log (issue 7) is here: append-only and hash-chained.
+Users hold roles in units (memberships); the built-in roles are in ``roles.py``, custom ones
+here. Console sessions and API keys are stored as hashes. The audit log is append-only and
+hash-chained.
 """
 
 from __future__ import annotations
@@ -39,18 +40,103 @@ class BusinessUnitRow(Base):
 
 
 class UserRow(Base):
+    """A person who signs in. What they may do, and where, is in their memberships."""
+
     __tablename__ = "governance_user"
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     display_name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(200))
-    bu_id: Mapped[str] = mapped_column(
-        String(ID_LENGTH), ForeignKey("governance_business_unit.id"), index=True
-    )
-    role: Mapped[str] = mapped_column(String(32))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime(timezone=True))
+
+
+class MembershipRow(Base):
+    """A user's role in one unit. A user may hold several (a regional manager over two units);
+    a membership of the group itself makes the user group-wide (HQ)."""
+
+    __tablename__ = "governance_membership"
+
+    user_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("governance_user.id"), primary_key=True
+    )
+    bu_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("governance_business_unit.id"), primary_key=True, index=True
+    )
+    # A built-in role (code, ``governance.roles``) or a custom one (``governance_role``).
+    role: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+
+
+class RoleRow(Base):
+    """A custom role: the built-in ones live in code, so that a new permission reaches them
+    with the release that brings it; admins add their own here."""
+
+    __tablename__ = "governance_role"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+    permissions: Mapped[list[str]] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+
+
+class SessionRow(Base):
+    """A console sign-in. The cookie carries a random token; only its SHA-256 is stored, so a
+    copy of the database does not sign anyone in."""
+
+    __tablename__ = "governance_session"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("governance_user.id"), index=True
+    )
+    # The unit the user acts in now; a user with several memberships switches it.
+    bu_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("governance_business_unit.id"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    origin: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+
+
+class ApiKeyRow(Base):
+    """A machine's credential: acts as its user in one unit, with at most ``scopes`` of the
+    user's permissions, until it expires or is revoked. The secret is stored as a SHA-256:
+    it is 256 random bits, so a slow hash would add nothing but latency to every call."""
+
+    __tablename__ = "governance_api_key"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    user_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("governance_user.id"), index=True
+    )
+    bu_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("governance_business_unit.id"))
+    scopes: Mapped[list[str]] = mapped_column(Json)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(timezone=True))
+
+
+class LoginAttemptRow(Base):
+    """Every sign-in attempt, by address and by email, whether the account exists or not: the
+    rate limit counts by address, the lock-out by email, and an unknown email locks out just
+    as a known one does, so that the answer never tells which accounts exist."""
+
+    __tablename__ = "governance_login_attempt"
+
+    id: Mapped[int] = mapped_column(LogPosition, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True), index=True)
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    ip: Mapped[str] = mapped_column(String(64), index=True)
+    # failure | success | unlock (an admin's): a success or an unlock ends a run of failures.
+    kind: Mapped[str] = mapped_column(String(16))
 
 
 class AuditRow(Base):

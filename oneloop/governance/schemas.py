@@ -48,16 +48,16 @@ TimeZone = Annotated[
     ),
 ]
 
-Role = Literal[
-    "group_admin",
-    "bu_admin",
-    "marketer",
-    "sales_manager",
-    "sales_rep",
-    "service_agent",
-    "analyst",
-    "compliance_officer",
+RoleCode = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,31}$"),
+    Field(
+        description="a built-in role (group_admin, bu_admin, marketer, sales_manager, sales_rep, "
+        "service_agent, analyst, compliance_officer) or a custom role's code",
+        examples=["marketer"],
+    ),
 ]
+Password = Annotated[str, StringConstraints(min_length=12, max_length=1024)]
 
 
 class BusinessUnitIn(BaseModel):
@@ -100,23 +100,155 @@ class BusinessUnit(BaseModel):
 
 
 class UserIn(BaseModel):
-    email: str
+    """A new user and their first membership: the role ``role`` in the unit ``bu``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(examples=["li.lei@galaxy.example.com"])
     display_name: Name
-    password: Annotated[str, StringConstraints(min_length=12, max_length=1024)]
+    password: Password = Field(description="at least 12 characters")
     bu: BuCode
-    role: Role
+    role: RoleCode
+
+
+class UserPatch(BaseModel):
+    """A field left out stays. Deactivating a user ends their sessions; their API keys stop
+    working with them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: Name | None = None
+    is_active: bool | None = None
+    password: Password | None = None
+
+
+class MembershipIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: RoleCode
+
+
+class Membership(BaseModel):
+    bu_id: str
+    bu_code: str
+    role: str
 
 
 class User(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
     id: str
     email: str
     display_name: str
-    bu_id: str
-    role: Role
     is_active: bool
     created_at: datetime
+    last_login_at: datetime | None
+    memberships: list[Membership] = Field(description="the user's roles, one per unit")
+
+
+class RoleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: RoleCode
+    name_zh: Name
+    name_en: Name
+    permissions: list[str] = Field(
+        min_length=1, examples=[["profiles.read", "segments.read", "consent.read"]]
+    )
+
+
+class RolePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name_zh: Name | None = None
+    name_en: Name | None = None
+    permissions: list[str] | None = Field(default=None, min_length=1)
+
+
+class RoleOut(BaseModel):
+    code: str
+    name_zh: str
+    name_en: str
+    permissions: list[str] = Field(description="'*' is every permission")
+    builtin: bool
+    group_only: bool = Field(description="granted in the group (HQ) only")
+
+
+class Permission(BaseModel):
+    name: str
+    description_zh: str
+    description_en: str
+
+
+class LoginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Annotated[str, StringConstraints(min_length=1, max_length=320)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    bu: BuCode | None = Field(
+        default=None, description="the unit to act in; default: the user's first membership"
+    )
+
+
+class SwitchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bu: BuCode
+
+
+class Whoami(BaseModel):
+    """Who the caller is and what they may do where they act now."""
+
+    user: User | None = Field(description="None for the bootstrap admin token")
+    bu_id: str | None
+    bu_code: str | None
+    role: str | None
+    is_group_wide: bool
+    permissions: list[str]
+    via: Literal["session", "api_key", "admin_token"]
+    csrf_token: str | None = Field(
+        default=None,
+        description="for a console session: send it as X-CSRF-Token on every POST, PUT, "
+        "PATCH and DELETE",
+    )
+    expires_at: datetime | None = None
+
+
+class ApiKeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    scopes: list[str] = Field(
+        min_length=1,
+        description="permissions the key may use: at most its user's in that unit",
+        examples=[["profiles.read", "segments.read"]],
+    )
+    expires_in_days: int = Field(default=90, ge=1, le=366)
+    user: str | None = Field(
+        default=None,
+        description="email of the user the key acts as (admins); default: the caller",
+    )
+    bu: BuCode | None = Field(
+        default=None, description="the unit the key acts in; default: the caller's"
+    )
+
+
+class ApiKey(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    user_id: str
+    bu_id: str
+    scopes: list[str]
+    created_at: datetime
+    expires_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyMade(ApiKey):
+    token: str = Field(
+        description="shown once: send as 'Authorization: Bearer <token>'; only a hash is kept"
+    )
 
 
 class AuditEntry(BaseModel):

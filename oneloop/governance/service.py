@@ -1,4 +1,4 @@
-"""Business units and users: the tenancy every other domain hangs off.
+"""Business units: the tenancy every other domain hangs off (users are in ``users.py``).
 
 The caller commits; these functions only flush, so a CLI command or a request can group them.
 """
@@ -8,29 +8,22 @@ from __future__ import annotations
 import logging
 from zoneinfo import ZoneInfo
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from oneloop.core.context import Context
 from oneloop.core.db import SelectT, in_tenancy
-from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
+from oneloop.core.errors import Conflict, NotFound
 from oneloop.core.ids import new_id
 from oneloop.governance import audit
-from oneloop.governance.models import DEFAULT_TIME_ZONE, BusinessUnitRow, UserRow
+from oneloop.governance.models import DEFAULT_TIME_ZONE, BusinessUnitRow
 from oneloop.governance.schemas import (
     BusinessUnit,
     BusinessUnitIn,
     BusinessUnitPatch,
-    User,
-    UserIn,
 )
 
 log = logging.getLogger(__name__)
-
-_hasher = PasswordHasher()
 
 
 def create_business_unit(session: Session, ctx: Context, data: BusinessUnitIn) -> BusinessUnit:
@@ -48,7 +41,7 @@ def create_business_unit(session: Session, ctx: Context, data: BusinessUnitIn) -
             )
         parent_id, zone = None, data.time_zone or DEFAULT_TIME_ZONE
     else:
-        parent = _get_row(session, data.parent)
+        parent = unit_row(session, data.parent)
         parent_id, zone = parent.id, data.time_zone or parent.time_zone
     now = ctx.clock.now()
     row = BusinessUnitRow(
@@ -71,7 +64,7 @@ def create_business_unit(session: Session, ctx: Context, data: BusinessUnitIn) -
 def get_business_unit(session: Session, ctx: Context, code: str) -> BusinessUnit:
     """Another unit than the caller's own is NotFound for a BU user: we do not confirm it exists."""
     ctx.require("governance.bu.read")
-    row = _get_row(session, code)
+    row = unit_row(session, code)
     if not ctx.is_group_wide and row.id != ctx.bu_id:
         raise NotFound(f"no business unit with code {code!r}", code=code)
     return BusinessUnit.model_validate(row)
@@ -85,7 +78,7 @@ def update_business_unit(
     a segment over plain dates) stays until recomputed (``oneloop traits recompute``,
     ``oneloop scores recompute``, ``oneloop segments evaluate``)."""
     ctx.require("governance.bu.update")
-    row = _get_row(session, code)
+    row = unit_row(session, code)
     if not ctx.is_group_wide and row.id != ctx.bu_id:
         raise NotFound(f"no business unit with code {code!r}", code=code)
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
@@ -176,58 +169,8 @@ def may_change(ctx: Context, bu_id: str) -> bool:
     return ctx.is_group_wide or bu_id == ctx.bu_id
 
 
-def _get_row(session: Session, code: str) -> BusinessUnitRow:
+def unit_row(session: Session, code: str) -> BusinessUnitRow:
     row = session.scalar(select(BusinessUnitRow).where(BusinessUnitRow.code == code))
     if row is None:
         raise NotFound(f"no business unit with code {code!r}", code=code)
     return row
-
-
-def normalise_login_email(raw: str) -> str:
-    try:
-        info = validate_email(raw.strip(), check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise ValidationFailed(
-            "the email address is not valid", [FieldError(("email",), str(exc))]
-        ) from exc
-    return info.normalized.lower()
-
-
-def create_user(session: Session, ctx: Context, data: UserIn) -> User:
-    ctx.require("governance.user.create")
-    email = normalise_login_email(data.email)
-    if session.scalar(select(UserRow.id).where(UserRow.email == email)):
-        raise Conflict("a user with this email already exists", field="email")
-    bu = _get_row(session, data.bu)
-    now = ctx.clock.now()
-    row = UserRow(
-        id=new_id(now),
-        email=email,
-        display_name=data.display_name,
-        password_hash=_hasher.hash(data.password),
-        bu_id=bu.id,
-        role=data.role,
-        is_active=True,
-        created_at=now,
-    )
-    session.add(row)
-    session.flush()
-    audit.record(session, ctx, "user.created", "user", row.id, detail={"role": row.role})
-    return User.model_validate(row)
-
-
-def user_exists(session: Session, ctx: Context, email: str) -> bool:
-    ctx.require("governance.user.read")
-    return session.scalar(select(UserRow.id).where(UserRow.email == email.lower())) is not None
-
-
-def verify_password(session: Session, email: str, password: str) -> User | None:
-    """The user if the password matches; None otherwise (never says which part was wrong)."""
-    row = session.scalar(select(UserRow).where(UserRow.email == email.strip().lower()))
-    if row is None or not row.is_active:
-        return None
-    try:
-        _hasher.verify(row.password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return None
-    return User.model_validate(row)

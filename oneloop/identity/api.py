@@ -1,6 +1,6 @@
 """HTTP for identity: a profile's identity explained, its golden record, unmerge, do-not-merge
-pins, lookup by identifier, the refused links to review, and the rules. Admin routes until
-users and roles land (governance); the service does the checks."""
+pins, lookup by identifier, the refused links to review, and the rules. The service does
+the checks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query
 
-from oneloop.api.auth import AdminDep
+from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
 from oneloop.core.errors import NotFound
 from oneloop.identity import probabilistic, service
@@ -35,7 +35,7 @@ ProfileId = Annotated[str, Path(description="a OneID; an absorbed profile's id s
     "/profiles/{profile_id}/identity",
     summary="A profile's identifiers, the links between them and its merge history",
 )
-def get_identity(profile_id: ProfileId, session: SessionDep, ctx: AdminDep) -> IdentityExplanation:
+def get_identity(profile_id: ProfileId, session: SessionDep, ctx: CallerDep) -> IdentityExplanation:
     return service.explain(session, ctx, profile_id)
 
 
@@ -43,7 +43,7 @@ def get_identity(profile_id: ProfileId, session: SessionDep, ctx: AdminDep) -> I
     "/profiles/{profile_id}/golden-record",
     summary="The surviving value of each field, with its source, event and time",
 )
-def get_golden_record(profile_id: ProfileId, session: SessionDep, ctx: AdminDep) -> GoldenRecord:
+def get_golden_record(profile_id: ProfileId, session: SessionDep, ctx: CallerDep) -> GoldenRecord:
     return service.golden(session, ctx, profile_id)
 
 
@@ -68,7 +68,7 @@ def post_unmerge(
         ),
     ],
     session: SessionDep,
-    ctx: AdminDep,
+    ctx: CallerDep,
 ) -> UnmergeOut:
     out = service.unmerge(session, ctx, profile_id, data)
     session.commit()
@@ -76,7 +76,7 @@ def post_unmerge(
 
 
 @router.post("/identity/pins", summary="Keep two profiles apart (do not merge)", status_code=201)
-def post_pin(data: PinIn, session: SessionDep, ctx: AdminDep) -> Pin:
+def post_pin(data: PinIn, session: SessionDep, ctx: CallerDep) -> Pin:
     pin = service.pin_apart(session, ctx, data)
     session.commit()
     return pin
@@ -85,7 +85,7 @@ def post_pin(data: PinIn, session: SessionDep, ctx: AdminDep) -> Pin:
 @router.get("/identity/lookup", summary="The profile an identifier belongs to")
 def get_lookup(
     session: SessionDep,
-    ctx: AdminDep,
+    ctx: CallerDep,
     type: Annotated[str, Query(description="identifier type, e.g. phone", max_length=40)],
     value: Annotated[str, Query(description="as written anywhere, e.g. 138 0013 8000")],
 ) -> dict[str, str]:
@@ -98,7 +98,7 @@ def get_lookup(
 @router.get("/identity/conflicts", summary="Links refused by a limit or a pin, to review")
 def get_conflicts(
     session: SessionDep,
-    ctx: AdminDep,
+    ctx: CallerDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[Link]:
     return service.conflicts(session, ctx, limit=limit)
@@ -107,14 +107,14 @@ def get_conflicts(
 @router.get("/identity/rejections", summary="Identifiers sources send that do not normalise")
 def get_rejections(
     session: SessionDep,
-    ctx: AdminDep,
+    ctx: CallerDep,
     source_id: Annotated[str | None, Query(description="one source only")] = None,
 ) -> list[Rejection]:
     return service.list_rejections(session, ctx, source_id=source_id)
 
 
 @router.get("/identity/rules", summary="The identity rules in force")
-def get_rules(session: SessionDep, ctx: AdminDep) -> dict[str, Any]:  # Any: the rules document
+def get_rules(session: SessionDep, ctx: CallerDep) -> dict[str, Any]:  # Any: the rules document
     return service.rules_document(session, ctx)
 
 
@@ -122,7 +122,7 @@ def get_rules(session: SessionDep, ctx: AdminDep) -> dict[str, Any]:  # Any: the
 def put_rules(
     document: Annotated[dict[str, Any], Body(description="the rules document (see rules.yaml)")],
     session: SessionDep,
-    ctx: AdminDep,
+    ctx: CallerDep,
 ) -> dict[str, str]:
     rules = service.set_rules(session, ctx, document)
     session.commit()
@@ -132,7 +132,7 @@ def put_rules(
 @router.post("/identity/match", summary="Run probabilistic matching over the profiles now")
 def post_match(
     session: SessionDep,
-    ctx: AdminDep,
+    ctx: CallerDep,
     retrain: Annotated[bool, Query(description="train a new model first")] = False,
 ) -> MatchRun:
     summary = probabilistic.run_match(session, ctx, service.active_rules(session), retrain=retrain)
@@ -143,7 +143,7 @@ def post_match(
 @router.get("/identity/reviews", summary="Candidate pairs waiting for a data steward")
 def get_reviews(
     session: SessionDep,
-    ctx: AdminDep,
+    ctx: CallerDep,
     status: Annotated[str, Query(pattern="^(open|accepted|rejected)$")] = "open",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[Review]:
@@ -155,7 +155,7 @@ def post_review(
     review_id: Annotated[str, Path(description="the review's id")],
     data: ReviewDecision,
     session: SessionDep,
-    ctx: AdminDep,
+    ctx: CallerDep,
 ) -> Review:
     review = probabilistic.decide_review(
         session, ctx, service.active_rules(session), review_id, accept=data.accept, note=data.note

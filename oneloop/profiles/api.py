@@ -1,6 +1,6 @@
 """HTTP for profiles: search by identifier, the 360 view, the timeline, traits, scores, tags,
-and the event-to-department mapping. Admin routes until users and roles land (governance);
-the service does the checks."""
+and the event-to-department mapping. The service does
+the checks."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 
-from oneloop.api.auth import AdminDep
+from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
 from oneloop.core.errors import FieldError, ValidationFailed
 from oneloop.governance import service as governance
@@ -36,7 +36,7 @@ MAX_CSV = 20 * 1024 * 1024
 @router.get("/profiles", summary="Find a profile by any identifier or its OneID")
 def find_profile(
     session: SessionDep,
-    ctx: AdminDep,
+    ctx: CallerDep,
     type: Annotated[str, Query(description="phone, email, wechat_openid, …, or oneid")],
     value: Annotated[str, Query(min_length=1, max_length=300, examples=["13800138000"])],
 ) -> ProfileSummary:
@@ -44,7 +44,7 @@ def find_profile(
 
 
 @router.get("/profiles/{profile_id}", summary="The 360 view of a profile")
-def get_profile(profile_id: ProfileId, session: SessionDep, ctx: AdminDep) -> Profile:
+def get_profile(profile_id: ProfileId, session: SessionDep, ctx: CallerDep) -> Profile:
     return service.get(session, ctx, profile_id)
 
 
@@ -55,7 +55,7 @@ def get_profile(profile_id: ProfileId, session: SessionDep, ctx: AdminDep) -> Pr
 def get_timeline(
     profile_id: ProfileId,
     session: SessionDep,
-    ctx: AdminDep,
+    ctx: CallerDep,
     department: Annotated[str | None, Query(examples=["sales"])] = None,
     source: Annotated[str | None, Query(description="source id")] = None,
     event: Annotated[str | None, Query(examples=["Order Completed"])] = None,
@@ -85,7 +85,7 @@ def get_timeline(
 
 
 @router.get("/profiles/{profile_id}/traits", summary="Computed traits and golden-record fields")
-def get_traits(profile_id: ProfileId, session: SessionDep, ctx: AdminDep) -> list[Any]:
+def get_traits(profile_id: ProfileId, session: SessionDep, ctx: CallerDep) -> list[Any]:
     current = service.visible_id(session, ctx, profile_id)
     return list(traits.traits_of(session, current, governance.scope_of(session, ctx)))
 
@@ -94,7 +94,7 @@ def get_traits(profile_id: ProfileId, session: SessionDep, ctx: AdminDep) -> lis
 def get_scores(
     profile_id: ProfileId,
     session: SessionDep,
-    ctx: AdminDep,
+    ctx: CallerDep,
     history: Annotated[int, Query(ge=0, le=500, description="history entries to include")] = 50,
 ) -> dict[str, Any]:
     current = service.visible_id(session, ctx, profile_id)
@@ -109,7 +109,9 @@ def get_scores(
 
 
 @router.get("/profiles/{profile_id}/tags", summary="The tags a profile carries, and why")
-def get_profile_tags(profile_id: ProfileId, session: SessionDep, ctx: AdminDep) -> list[ProfileTag]:
+def get_profile_tags(
+    profile_id: ProfileId, session: SessionDep, ctx: CallerDep
+) -> list[ProfileTag]:
     return service.profile_tags(session, ctx, profile_id)
 
 
@@ -119,7 +121,7 @@ def put_profile_tag(
     tag_id: str,
     data: Annotated[TagAssignIn, Body(examples=[{"reason": "met at the Shanghai summit"}])],
     session: SessionDep,
-    ctx: AdminDep,
+    ctx: CallerDep,
     response: Response,
 ) -> dict[str, bool]:
     created = service.assign_tag(session, ctx, profile_id, tag_id, data)
@@ -132,36 +134,36 @@ def delete_profile_tag(
     profile_id: ProfileId,
     tag_id: str,
     session: SessionDep,
-    ctx: AdminDep,
+    ctx: CallerDep,
     reason: Annotated[str, Query(min_length=1, max_length=500)],
 ) -> None:
     service.remove_tag(session, ctx, profile_id, tag_id, reason)
 
 
 @router.get("/tag-categories", summary="Tag categories (标签体系)")
-def get_categories(session: SessionDep, ctx: AdminDep) -> list[TagCategory]:
+def get_categories(session: SessionDep, ctx: CallerDep) -> list[TagCategory]:
     return service.list_categories(session, ctx)
 
 
 @router.post("/tag-categories", summary="Create a tag category", status_code=201)
-def post_category(data: TagCategoryIn, session: SessionDep, ctx: AdminDep) -> TagCategory:
+def post_category(data: TagCategoryIn, session: SessionDep, ctx: CallerDep) -> TagCategory:
     return service.create_category(session, ctx, data)
 
 
 @router.get("/tags", summary="Tags")
-def get_tags(session: SessionDep, ctx: AdminDep) -> list[Tag]:
+def get_tags(session: SessionDep, ctx: CallerDep) -> list[Tag]:
     return service.list_tags(session, ctx)
 
 
 @router.post("/tags", summary="Create a manual or rule tag", status_code=201)
-def post_tag(data: TagIn, session: SessionDep, ctx: AdminDep) -> Tag:
+def post_tag(data: TagIn, session: SessionDep, ctx: CallerDep) -> Tag:
     return service.create_tag(session, ctx, data)
 
 
 @router.delete(
     "/tags/{tag_id}", summary="Delete a tag (and take it from everyone)", status_code=204
 )
-def delete_tag(tag_id: str, session: SessionDep, ctx: AdminDep) -> None:
+def delete_tag(tag_id: str, session: SessionDep, ctx: CallerDep) -> None:
     service.delete_tag(session, ctx, tag_id)
 
 
@@ -178,7 +180,7 @@ async def post_bulk(
     tag_id: str,
     request: Request,
     session: SessionDep,
-    ctx: AdminDep,
+    ctx: CallerDep,
     reason: Annotated[str, Query(min_length=1, max_length=500)],
 ) -> BulkTagResult:
     body = await request.body()
@@ -194,12 +196,12 @@ async def post_bulk(
 
 
 @router.get("/departments", summary="Which department each event belongs to")
-def get_departments(session: SessionDep, ctx: AdminDep) -> dict[str, Any]:
+def get_departments(session: SessionDep, ctx: CallerDep) -> dict[str, Any]:
     return departments.document(session, ctx)
 
 
 @router.put("/departments", summary="Change the event-to-department mapping")
 def put_departments(
-    session: SessionDep, ctx: AdminDep, data: Annotated[dict[str, Any], Body()]
+    session: SessionDep, ctx: CallerDep, data: Annotated[dict[str, Any], Body()]
 ) -> dict[str, int]:
     return {"restamped": departments.set_document(session, ctx, data)}

@@ -1,5 +1,5 @@
-"""HTTP for score models: list, create, show, change, delete, recompute. Admin routes until
-users and roles land (governance); the service does the checks. Saving a model rebuilds its
+"""HTTP for score models: list, create, show, change, delete, recompute. The service does
+the checks. Saving a model rebuilds its
 scores in the same transaction, so the answer is given once the scores follow it."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query
 
-from oneloop.api.auth import AdminDep
+from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
 from oneloop.profiles import score_models as service
 from oneloop.profiles.score_models import ScoreModel
@@ -30,13 +30,13 @@ Document = Annotated[
 
 
 @router.get("", summary="Score models in your unit and the group")
-def get_models(session: SessionDep, ctx: AdminDep, bu: Unit = None) -> list[ScoreModel]:
+def get_models(session: SessionDep, ctx: CallerDep, bu: Unit = None) -> list[ScoreModel]:
     return service.list_models(session, ctx, bu=bu)
 
 
 @router.post("", summary="Create a score model and score every profile", status_code=201)
 def post_model(
-    document: Document, session: SessionDep, ctx: AdminDep, bu: Unit = None
+    document: Document, session: SessionDep, ctx: CallerDep, bu: Unit = None
 ) -> ScoreModel:
     model = service.create_model(session, ctx, document, bu=bu)
     session.commit()
@@ -44,13 +44,13 @@ def post_model(
 
 
 @router.get("/{model_id}", summary="A score model")
-def get_model(model_id: ModelRef, session: SessionDep, ctx: AdminDep) -> ScoreModel:
+def get_model(model_id: ModelRef, session: SessionDep, ctx: CallerDep) -> ScoreModel:
     return service.get_model(session, ctx, model_id)
 
 
 @router.put("/{model_id}", summary="Store a new version of a model and rescore")
 def put_model(
-    model_id: ModelRef, document: Document, session: SessionDep, ctx: AdminDep
+    model_id: ModelRef, document: Document, session: SessionDep, ctx: CallerDep
 ) -> ScoreModel:
     model = service.update_model(session, ctx, model_id, document)
     session.commit()
@@ -62,13 +62,13 @@ def put_model(
     summary="Delete a model, its scores and history, and the tags it set",
     status_code=204,
 )
-def delete_model(model_id: ModelRef, session: SessionDep, ctx: AdminDep) -> None:
+def delete_model(model_id: ModelRef, session: SessionDep, ctx: CallerDep) -> None:
     service.delete_model(session, ctx, model_id)
     session.commit()
 
 
 @router.post("/{model_id}/recompute", summary="Rebuild a model's scores from the events")
-def post_recompute(model_id: ModelRef, session: SessionDep, ctx: AdminDep) -> dict[str, int]:
+def post_recompute(model_id: ModelRef, session: SessionDep, ctx: CallerDep) -> dict[str, int]:
     profiles = service.recompute_model(session, ctx, model_id)
     session.commit()
     return {"profiles": profiles}

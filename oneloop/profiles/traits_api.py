@@ -1,5 +1,5 @@
-"""HTTP for computed-trait definitions: ``/api/v1/traits``. Admin routes until users and roles
-land (governance); the service does the checks and the business-unit scoping.
+"""HTTP for computed-trait definitions: ``/api/v1/traits``. The service does
+the checks and the business-unit scoping.
 
 A definition body is read here rather than declared as a pydantic body, so that JSON and YAML
 are parsed alike and a bad definition names its paths (``where[0].op``) the same way as the
@@ -18,7 +18,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
 
-from oneloop.api.auth import AdminDep
+from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
 from oneloop.core.errors import PayloadTooLarge
 from oneloop.profiles import traits
@@ -72,7 +72,7 @@ Document = Annotated[object, Depends(_document)]
 @router.get("", summary="Computed traits: yours and the group's")
 def list_traits(
     session: SessionDep,
-    ctx: AdminDep,
+    ctx: CallerDep,
     bu: Annotated[str | None, Query(description="only this business unit's (its code)")] = None,
 ) -> list[Trait]:
     return traits.list_traits(session, ctx, bu)
@@ -87,7 +87,7 @@ def list_traits(
 def create_trait(
     document: Document,
     session: SessionDep,
-    ctx: AdminDep,
+    ctx: CallerDep,
     bu: Annotated[
         str | None, Query(description="business unit code; default: your own (or the group)")
     ] = None,
@@ -100,7 +100,7 @@ def create_trait(
 
 
 @router.get("/{trait_id}", summary="One computed trait's definition")
-def get_trait(trait_id: TraitId, session: SessionDep, ctx: AdminDep) -> Trait:
+def get_trait(trait_id: TraitId, session: SessionDep, ctx: CallerDep) -> Trait:
     return traits.get_trait(session, ctx, trait_id)
 
 
@@ -109,7 +109,7 @@ def put_trait(
     trait_id: TraitId,
     document: Document,
     session: SessionDep,
-    ctx: AdminDep,
+    ctx: CallerDep,
     compute: Compute = True,
 ) -> Trait:
     updated = traits.update_trait(session, ctx, trait_id, document)
@@ -124,11 +124,11 @@ def put_trait(
     summary="Delete a computed trait and its values",
     response_class=Response,
 )
-def delete_trait(trait_id: TraitId, session: SessionDep, ctx: AdminDep) -> Response:
+def delete_trait(trait_id: TraitId, session: SessionDep, ctx: CallerDep) -> Response:
     traits.delete_trait(session, ctx, trait_id)
     return Response(status_code=204)
 
 
 @router.post("/{trait_id}/recompute", summary="Compute every profile's value again")
-def post_recompute(trait_id: TraitId, session: SessionDep, ctx: AdminDep) -> Recomputed:
+def post_recompute(trait_id: TraitId, session: SessionDep, ctx: CallerDep) -> Recomputed:
     return Recomputed(trait_id=trait_id, written=traits.recompute_trait(session, ctx, trait_id))

@@ -1,6 +1,6 @@
 """HTTP for segments: CRUD, a preview while a rule is edited, members, CSV export, a full
-evaluation on demand, and the enter/exit history. Admin routes until users and roles land
-(governance); the service does the checks. A bad rule is a 422 whose ``errors`` name the path
+evaluation on demand, and the enter/exit history. The service does
+the checks. A bad rule is a 422 whose ``errors`` name the path
 of the bad node (``rule.and[1].op``)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
-from oneloop.api.auth import AdminDep
+from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
 from oneloop.segments import service
 from oneloop.segments.schemas import (
@@ -32,7 +32,7 @@ Bu = Annotated[str | None, Query(description="business unit code", max_length=32
 
 
 @router.get("", summary="Segments, by code")
-def list_segments(session: SessionDep, ctx: AdminDep, bu: Bu = None) -> list[Segment]:
+def list_segments(session: SessionDep, ctx: CallerDep, bu: Bu = None) -> list[Segment]:
     return service.list_segments(session, ctx, bu=bu)
 
 
@@ -53,7 +53,7 @@ def create_segment(
         ),
     ],
     session: SessionDep,
-    ctx: AdminDep,
+    ctx: CallerDep,
 ) -> Segment:
     made = service.create_segment(session, ctx, data)
     session.commit()
@@ -64,7 +64,7 @@ def create_segment(
 def preview(
     data: PreviewIn,
     session: SessionDep,
-    ctx: AdminDep,
+    ctx: CallerDep,
     exact: Annotated[
         bool, Query(description="also count exactly when the answer is an estimate")
     ] = False,
@@ -73,13 +73,13 @@ def preview(
 
 
 @router.get("/{segment_id}", summary="A segment")
-def get_segment(segment_id: SegmentId, session: SessionDep, ctx: AdminDep) -> Segment:
+def get_segment(segment_id: SegmentId, session: SessionDep, ctx: CallerDep) -> Segment:
     return service.get_segment(session, ctx, segment_id)
 
 
 @router.put("/{segment_id}", summary="Change a segment (a new version, evaluated at once)")
 def put_segment(
-    segment_id: SegmentId, data: SegmentUpdate, session: SessionDep, ctx: AdminDep
+    segment_id: SegmentId, data: SegmentUpdate, session: SessionDep, ctx: CallerDep
 ) -> Segment:
     changed = service.update_segment(session, ctx, segment_id, data)
     session.commit()
@@ -87,7 +87,7 @@ def put_segment(
 
 
 @router.delete("/{segment_id}", summary="Delete a segment nothing uses", status_code=204)
-def delete_segment(segment_id: SegmentId, session: SessionDep, ctx: AdminDep) -> Response:
+def delete_segment(segment_id: SegmentId, session: SessionDep, ctx: CallerDep) -> Response:
     service.delete_segment(session, ctx, segment_id)
     session.commit()
     return Response(status_code=204)
@@ -97,7 +97,7 @@ def delete_segment(segment_id: SegmentId, session: SessionDep, ctx: AdminDep) ->
 def get_members(
     segment_id: SegmentId,
     session: SessionDep,
-    ctx: AdminDep,
+    ctx: CallerDep,
     cursor: Annotated[str | None, Query(max_length=64, description="next_cursor")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> MemberPage:
@@ -110,7 +110,7 @@ def get_members(
     response_class=StreamingResponse,
     responses={200: {"content": {"text/csv": {}}}},
 )
-def export_members(segment_id: SegmentId, session: SessionDep, ctx: AdminDep) -> StreamingResponse:
+def export_members(segment_id: SegmentId, session: SessionDep, ctx: CallerDep) -> StreamingResponse:
     chunks = service.export_csv(session, ctx, segment_id)
     return StreamingResponse(
         chunks,
@@ -120,7 +120,7 @@ def export_members(segment_id: SegmentId, session: SessionDep, ctx: AdminDep) ->
 
 
 @router.post("/{segment_id}/evaluate", summary="Evaluate the rule over every profile now")
-def post_evaluate(segment_id: SegmentId, session: SessionDep, ctx: AdminDep) -> Evaluation:
+def post_evaluate(segment_id: SegmentId, session: SessionDep, ctx: CallerDep) -> Evaluation:
     done = service.evaluate(session, ctx, segment_id)
     session.commit()
     return done
@@ -130,7 +130,7 @@ def post_evaluate(segment_id: SegmentId, session: SessionDep, ctx: AdminDep) -> 
 def get_history(
     segment_id: SegmentId,
     session: SessionDep,
-    ctx: AdminDep,
+    ctx: CallerDep,
     after: Annotated[int, Query(ge=0, description="only changes after this seq")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     profile_id: Annotated[str | None, Query(max_length=64)] = None,

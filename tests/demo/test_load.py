@@ -9,11 +9,14 @@ from sqlalchemy.orm import Session
 
 from oneloop.collect import service as collect
 from oneloop.collect.models import DeadLetterRow, EventRow
+from oneloop.core.clock import FixedClock
+from oneloop.core.config import Settings
 from oneloop.core.context import Context
 from oneloop.demo.catalog import GROUP, UNITS
 from oneloop.demo.generate import generate
-from oneloop.demo.load import ADMIN_EMAIL, DEMO_FILES, load_demo
+from oneloop.demo.load import ADMIN_EMAIL, DEMO_FILES, DemoUser, load_demo, role_user_email
 from oneloop.governance import service as governance
+from oneloop.governance import signin
 
 
 @pytest.fixture(scope="module")
@@ -24,13 +27,17 @@ def tiny_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_load_creates_the_group_units_and_admin_once(
-    session: Session, ctx: Context, tmp_path: Path
+    session: Session, ctx: Context, settings: Settings, tmp_path: Path
 ) -> None:
     first = load_demo(session, ctx, tmp_path)
     session.commit()
     assert first.created_units == [GROUP.code, *(u.code for u in UNITS)]
     assert first.admin_password and len(first.admin_password) >= 12
-    assert governance.verify_password(session, ADMIN_EMAIL, first.admin_password)
+    assert _signs_in(session, settings, ADMIN_EMAIL, first.admin_password)
+    assert first.role_password and len(first.role_users) == 2 + 7 * len(UNITS)
+    marketer = role_user_email("marketer", "appliances")
+    assert DemoUser(marketer, "marketer", "appliances") in first.role_users
+    assert _signs_in(session, settings, marketer, first.role_password)
     units = governance.list_business_units(session, ctx)
     assert [u.code for u in units if u.kind == "group"] == ["galaxy"]
     assert sorted(u.code for u in units if u.kind == "bu") == [
@@ -43,6 +50,7 @@ def test_load_creates_the_group_units_and_admin_once(
     again = load_demo(session, ctx, tmp_path)
     session.commit()
     assert again.created_units == [] and again.admin_password is None
+    assert again.role_users == [] and again.role_password is None
     assert len(again.existing_units) == 4
     assert again.new_write_keys == {}
     sources = collect.list_sources(session, ctx)
@@ -57,7 +65,12 @@ def test_load_creates_the_group_units_and_admin_once(
         ("http", "官网 Web"),
         ("http", "官网 Web"),
     ]
-    assert governance.verify_password(session, ADMIN_EMAIL, first.admin_password)
+    assert _signs_in(session, settings, ADMIN_EMAIL, first.admin_password)
+
+
+def _signs_in(session: Session, settings: Settings, email: str, password: str) -> bool:
+    signed = signin.login(session, settings, email, password, "127.0.0.1", FixedClock())
+    return signed.context.user_id != ""
 
 
 def test_load_reports_the_generated_files(session: Session, ctx: Context, tmp_path: Path) -> None:

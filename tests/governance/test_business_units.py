@@ -7,7 +7,8 @@ from sqlalchemy.orm import Session
 from oneloop.core.context import Context
 from oneloop.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from oneloop.core.ids import BusinessUnitId, UserId
-from oneloop.governance import service
+from oneloop.governance import service, users
+from oneloop.governance.models import UserRow
 from oneloop.governance.schemas import BusinessUnitIn, UserIn
 from tests.factories import make_group
 
@@ -85,7 +86,7 @@ def test_creating_units_needs_the_permission(session: Session) -> None:
 
 def test_users_have_hashed_passwords_and_normalised_emails(session: Session, ctx: Context) -> None:
     make_group(session, ctx)
-    user = service.create_user(
+    user = users.create_user(
         session,
         ctx,
         UserIn(
@@ -97,11 +98,13 @@ def test_users_have_hashed_passwords_and_normalised_emails(session: Session, ctx
         ),
     )
     assert user.email == "li.lei@galaxy.example.com"
-    assert service.verify_password(session, "li.lei@galaxy.example.com", "correct horse battery")
-    assert service.verify_password(session, "li.lei@galaxy.example.com", "wrong password!!") is None
-    assert service.verify_password(session, "nobody@galaxy.example.com", "x") is None
+    row = session.get_one(UserRow, user.id)
+    assert row.password_hash.startswith("$argon2id$")
+    assert users.password_matches(row, "correct horse battery")
+    assert not users.password_matches(row, "wrong password!!")
+    assert [(m.bu_code, m.role) for m in user.memberships] == [("north", "marketer")]
     with pytest.raises(Conflict):
-        service.create_user(
+        users.create_user(
             session,
             ctx,
             UserIn(
@@ -117,7 +120,7 @@ def test_users_have_hashed_passwords_and_normalised_emails(session: Session, ctx
 def test_bad_user_email_names_the_field(session: Session, ctx: Context) -> None:
     make_group(session, ctx)
     with pytest.raises(ValidationFailed) as caught:
-        service.create_user(
+        users.create_user(
             session,
             ctx,
             UserIn(

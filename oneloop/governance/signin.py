@@ -1,0 +1,402 @@
+"""Signing in: console sessions and API keys, each turned into the Context services check.
+
+A session or a key names a user and the one unit they act in; the context carries the
+permissions of the user's role there (and, for a key, only those among its scopes). A
+membership of the group makes the context group-wide. Everything is looked up on every
+request, so a revoked role, a deactivated user or a revoked key stops working at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from oneloop.core.clock import Clock
+from oneloop.core.config import Settings
+from oneloop.core.context import Context
+from oneloop.core.errors import FieldError, NotFound, RateLimited, Unauthenticated, ValidationFailed
+from oneloop.core.ids import BusinessUnitId, UserId, new_id
+from oneloop.governance import audit
+from oneloop.governance.audit import Outcome
+from oneloop.governance.models import (
+    ApiKeyRow,
+    BusinessUnitRow,
+    LoginAttemptRow,
+    MembershipRow,
+    SessionRow,
+    UserRow,
+)
+from oneloop.governance.roles import expand, unknown_permissions
+from oneloop.governance.schemas import ApiKey, ApiKeyIn, ApiKeyMade
+from oneloop.governance.service import unit_row
+from oneloop.governance.users import (
+    MANAGE,
+    dummy_verify,
+    get_user,
+    memberships,
+    password_matches,
+    role_permissions,
+    touch_login,
+)
+
+KEY_PREFIX = "olk_"
+WRONG = "the email or the password is wrong"
+# A session's last use is written at most this often: a read should not write every time.
+SEEN_EVERY = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """What a sign-in hands back: the cookie's token (shown once, stored hashed) and the
+    CSRF token the console sends back on every change."""
+
+    token: str
+    csrf_token: str
+    expires_at: datetime
+    context: Context
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+# --- sign-in -------------------------------------------------------------------------------
+
+
+def login(
+    session: Session,
+    settings: Settings,
+    email: str,
+    password: str,
+    ip: str,
+    clock: Clock,
+    bu_code: str | None = None,
+) -> SignedIn:
+    """Check the password and open a session. Too many attempts from one address are refused
+    before the password is looked at; an email with ``login_max_failures`` failures in a row
+    is locked out for ``login_lockout_minutes``, whether or not such a user exists. The
+    attempt is recorded either way, and audited; the caller commits even when this raises,
+    so that the failure counts (``record_failure``)."""
+    email = email.strip().lower()[:320]
+    ip, now = ip[:64], clock.now()
+    _limit_rate(session, settings, ip, now)
+    locked_until = _locked_until(session, settings, email, now)
+    if locked_until is not None:
+        _attempt(session, email, ip, now, "failure")
+        _audit_login(session, None, ip, clock, "denied", "locked")
+        wait = max(1, int((locked_until - now).total_seconds()))
+        raise RateLimited(
+            "too many failed sign-ins for this email; try again later or ask an admin to unlock it",
+            retry_after=wait,
+        )
+    user = session.scalar(select(UserRow).where(UserRow.email == email))
+    if user is None:
+        dummy_verify()
+    if user is None or not password_matches(user, password) or not user.is_active:
+        _attempt(session, email, ip, now, "failure")
+        _audit_login(session, user, ip, clock, "denied", "wrong password or no such user")
+        raise Unauthenticated(WRONG)
+    unit = _login_unit(session, user, bu_code)
+    _attempt(session, email, ip, now, "success")
+    touch_login(session, user.id, now)
+    token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    expires = now + timedelta(hours=settings.session_hours)
+    session.add(
+        SessionRow(
+            id=digest(token),
+            user_id=user.id,
+            bu_id=unit,
+            csrf_token=csrf,
+            origin=f"api {ip}",
+            created_at=now,
+            last_seen_at=now,
+            expires_at=expires,
+        )
+    )
+    session.flush()
+    ctx = context_of(session, user.id, unit, clock=clock, origin=f"api {ip}")
+    _audit_login(session, user, ip, clock, "ok", None, ctx)
+    return SignedIn(token=token, csrf_token=csrf, expires_at=expires, context=ctx)
+
+
+def _login_unit(session: Session, user: UserRow, bu_code: str | None) -> str:
+    """The unit asked for, or the user's first (the group's first): one they belong to."""
+    query = (
+        select(MembershipRow.bu_id)
+        .join(BusinessUnitRow, BusinessUnitRow.id == MembershipRow.bu_id)
+        .where(MembershipRow.user_id == user.id)
+        .order_by(BusinessUnitRow.parent_id.is_not(None), BusinessUnitRow.code)
+    )
+    if bu_code is not None:
+        query = query.where(BusinessUnitRow.code == bu_code)
+    found = session.scalar(query.limit(1))
+    if found is None:
+        if bu_code is not None:
+            raise ValidationFailed(
+                "you hold no role in that unit",
+                [FieldError(("bu",), f"not a unit of yours: {bu_code!r}")],
+            )
+        raise Unauthenticated("this user holds no role in any unit; ask an admin")
+    return found
+
+
+def logout(session: Session, token: str) -> None:
+    session.execute(delete(SessionRow).where(SessionRow.id == digest(token)))
+
+
+def switch_unit(session: Session, token: str, bu_code: str, clock: Clock) -> Context:
+    """Act in another of the user's units from now on, in the same session."""
+    row = session.get(SessionRow, digest(token))
+    if row is None:
+        raise Unauthenticated("sign in first")
+    row.bu_id = _login_unit(session, session.get_one(UserRow, row.user_id), bu_code)
+    session.flush()
+    return context_of(session, row.user_id, row.bu_id, clock=clock, origin=row.origin)
+
+
+def unlock(session: Session, ctx: Context, user_id: str) -> None:
+    """End a user's lock-out: an unlock ends the run of failures as a success does."""
+    ctx.require(MANAGE)
+    email = get_user(session, ctx, user_id).email
+    _attempt(session, email, ctx.origin or "", ctx.clock.now(), "unlock")
+    audit.record(session, ctx, "user.unlocked", "user", user_id)
+
+
+def _limit_rate(session: Session, settings: Settings, ip: str, now: datetime) -> None:
+    recent = session.scalar(
+        select(func.count())
+        .select_from(LoginAttemptRow)
+        .where(LoginAttemptRow.ip == ip, LoginAttemptRow.at > now - timedelta(minutes=1))
+    )
+    if (recent or 0) >= settings.login_rate_per_minute:
+        raise RateLimited(
+            "too many sign-in attempts from this address; wait a minute", retry_after=60
+        )
+
+
+def _locked_until(
+    session: Session, settings: Settings, email: str, now: datetime
+) -> datetime | None:
+    """When the lock-out ends, if the last ``login_max_failures`` attempts for the email all
+    failed and the last of them is recent enough."""
+    kinds = session.execute(
+        select(LoginAttemptRow.kind, LoginAttemptRow.at)
+        .where(LoginAttemptRow.email == email)
+        .order_by(LoginAttemptRow.id.desc())
+        .limit(settings.login_max_failures)
+    ).all()
+    if len(kinds) < settings.login_max_failures or any(k != "failure" for k, _ in kinds):
+        return None
+    until = kinds[0][1] + timedelta(minutes=settings.login_lockout_minutes)
+    return until if until > now else None
+
+
+def _attempt(session: Session, email: str, ip: str, now: datetime, kind: str) -> None:
+    # Attempts older than a day count for nothing; dropping them here keeps the table small.
+    session.execute(delete(LoginAttemptRow).where(LoginAttemptRow.at < now - timedelta(days=1)))
+    session.add(LoginAttemptRow(at=now, email=email, ip=ip, kind=kind))
+    session.flush()
+
+
+def _audit_login(
+    session: Session,
+    user: UserRow | None,
+    ip: str,
+    clock: Clock,
+    outcome: Outcome,
+    reason: str | None,
+    ctx: Context | None = None,
+) -> None:
+    """Logins are audited under the user's id when there is one; a failed attempt for an
+    unknown email names nobody (the email itself is not written: it may be anyone's)."""
+    actor = ctx or Context(
+        bu_id=None,
+        user_id=UserId(user.id if user else "anonymous"),
+        clock=clock,
+        origin=f"api {ip}",
+    )
+    audit.record(
+        session,
+        actor,
+        "auth.login",
+        "user",
+        user.id if user else None,
+        outcome=outcome,
+        detail={"reason": reason} if reason else None,
+    )
+
+
+# --- contexts ------------------------------------------------------------------------------
+
+
+def context_of(
+    session: Session,
+    user_id: str,
+    bu_id: str,
+    *,
+    clock: Clock,
+    origin: str | None = None,
+    scopes: frozenset[str] | None = None,
+) -> Context:
+    """The context of ``user_id`` acting in unit ``bu_id``; Unauthenticated when they no
+    longer hold a role there or are deactivated."""
+    row = session.execute(
+        select(MembershipRow.role, UserRow.is_active, BusinessUnitRow.parent_id)
+        .join(UserRow, UserRow.id == MembershipRow.user_id)
+        .join(BusinessUnitRow, BusinessUnitRow.id == MembershipRow.bu_id)
+        .where(MembershipRow.user_id == user_id, MembershipRow.bu_id == bu_id)
+    ).one_or_none()
+    if row is None or not row.is_active:
+        raise Unauthenticated("this sign-in is no longer valid; sign in again")
+    permissions = role_permissions(session, row.role) or frozenset()
+    if scopes is not None:
+        permissions = expand(permissions) & scopes
+    return Context(
+        bu_id=BusinessUnitId(bu_id),
+        user_id=UserId(user_id),
+        permissions=permissions,
+        is_group_wide=row.parent_id is None,
+        clock=clock,
+        origin=origin,
+    )
+
+
+def session_context(
+    session: Session, settings: Settings, token: str, clock: Clock, origin: str | None
+) -> tuple[Context, SessionRow]:
+    row, now = session.get(SessionRow, digest(token)), clock.now()
+    idle = timedelta(minutes=settings.session_idle_minutes)
+    if row is None or row.expires_at <= now or row.last_seen_at + idle <= now:
+        raise Unauthenticated("your session has ended; sign in again")
+    if now - row.last_seen_at >= SEEN_EVERY:
+        row.last_seen_at = now
+    ctx = context_of(session, row.user_id, row.bu_id, clock=clock, origin=origin)
+    return ctx, row
+
+
+# --- API keys ------------------------------------------------------------------------------
+
+
+def create_api_key(session: Session, ctx: Context, data: ApiKeyIn) -> ApiKeyMade:
+    """A key for the caller, or (with ``governance.user.manage``) for a user of the caller's
+    unit. Its scopes are refused when they exceed what the user may do in that unit: a key
+    never grants more than its user holds."""
+    now = ctx.clock.now()
+    user_id = _key_owner(session, ctx, data.user)
+    if data.bu is not None:
+        bu_id: str | None = unit_row(session, data.bu).id
+    elif ctx.bu_id is not None and user_id == ctx.user_id:
+        bu_id = ctx.bu_id
+    else:  # the platform (CLI) or an admin making a key for someone: the user's first unit
+        held = memberships(session, user_id)
+        bu_id = held[0].bu_id if held else None
+    if bu_id is None or (not ctx.is_group_wide and bu_id != ctx.bu_id):
+        raise ValidationFailed("the key's unit", [FieldError(("bu",), "name a unit of yours")])
+    unknown = unknown_permissions(set(data.scopes))
+    if unknown:
+        raise ValidationFailed(
+            "unknown scopes", [FieldError(("scopes",), f"not a permission: {', '.join(unknown)}")]
+        )
+    try:
+        holder = context_of(session, user_id, bu_id, clock=ctx.clock)
+    except Unauthenticated:
+        raise ValidationFailed(
+            "the key's unit", [FieldError(("bu",), "the user holds no role in that unit")]
+        ) from None
+    lacking = sorted(expand(frozenset(data.scopes)) - expand(holder.permissions))
+    if lacking:
+        raise ValidationFailed(
+            "scopes beyond the user's role",
+            [FieldError(("scopes",), f"the user may not: {', '.join(lacking)}")],
+        )
+    secret = secrets.token_urlsafe(32)
+    row = ApiKeyRow(
+        id=new_id(now),
+        name=data.name,
+        user_id=user_id,
+        bu_id=bu_id,
+        scopes=sorted(set(data.scopes)),
+        secret_hash=digest(secret),
+        created_at=now,
+        expires_at=now + timedelta(days=data.expires_in_days),
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        ctx,
+        "api_key.created",
+        "api_key",
+        row.id,
+        detail={"scopes": row.scopes, "user": user_id},
+    )
+    return ApiKeyMade(
+        **ApiKey.model_validate(row).model_dump(), token=f"{KEY_PREFIX}{row.id}_{secret}"
+    )
+
+
+def list_api_keys(session: Session, ctx: Context) -> list[ApiKey]:
+    """The caller's own keys; with ``governance.user.read``, every key of the caller's unit
+    (all of them for the group). Newest first."""
+    query = select(ApiKeyRow).order_by(ApiKeyRow.created_at.desc())
+    if not ctx.can("governance.user.read"):
+        query = query.where(ApiKeyRow.user_id == ctx.user_id)
+    elif not ctx.is_group_wide:
+        query = query.where(ApiKeyRow.bu_id == ctx.bu_id)
+    return [ApiKey.model_validate(r) for r in session.scalars(query)]
+
+
+def revoke_api_key(session: Session, ctx: Context, key_id: str) -> ApiKey:
+    row = session.get(ApiKeyRow, key_id)
+    mine = row is not None and row.user_id == ctx.user_id
+    managed = row is not None and ctx.can(MANAGE) and (ctx.is_group_wide or row.bu_id == ctx.bu_id)
+    if row is None or not (mine or managed):
+        raise NotFound(f"no API key {key_id!r}", key_id=key_id)
+    if row.revoked_at is None:
+        row.revoked_at = ctx.clock.now()
+        session.flush()
+        audit.record(session, ctx, "api_key.revoked", "api_key", row.id)
+    return ApiKey.model_validate(row)
+
+
+def api_key_context(session: Session, token: str, clock: Clock, origin: str | None) -> Context:
+    now = clock.now()
+    key_id, _, secret = token.removeprefix(KEY_PREFIX).partition("_")
+    row = session.get(ApiKeyRow, key_id) if secret else None
+    if row is None or not hmac.compare_digest(row.secret_hash, digest(secret)):
+        raise Unauthenticated("the API key is not valid")
+    if row.revoked_at is not None:
+        raise Unauthenticated("the API key was revoked")
+    if row.expires_at <= now:
+        raise Unauthenticated("the API key has expired")
+    if row.last_used_at is None or now - row.last_used_at >= SEEN_EVERY:
+        row.last_used_at = now
+    return context_of(
+        session, row.user_id, row.bu_id, clock=clock, origin=origin, scopes=frozenset(row.scopes)
+    )
+
+
+def _key_owner(session: Session, ctx: Context, email: str | None) -> str:
+    if email is None or email.strip().lower() == _email_of(session, ctx.user_id):
+        if session.get(UserRow, ctx.user_id) is None:
+            raise ValidationFailed(
+                "who the key acts as", [FieldError(("user",), "name the user the key acts as")]
+            )
+        return ctx.user_id
+    ctx.require(MANAGE)
+    user = session.scalar(select(UserRow.id).where(UserRow.email == email.strip().lower()))
+    if user is None or not (
+        ctx.is_group_wide or session.get(MembershipRow, (user, ctx.bu_id)) is not None
+    ):
+        raise ValidationFailed("who the key acts as", [FieldError(("user",), f"no user {email!r}")])
+    return user
+
+
+def _email_of(session: Session, user_id: str) -> str | None:
+    return session.scalar(select(UserRow.email).where(UserRow.id == user_id))
