@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from oneloop.collect import service as collect
 from oneloop.collect.schemas import Source, SourceIn
 from oneloop.core.context import Context
 from oneloop.governance import service as governance
-from oneloop.governance.schemas import BusinessUnit, BusinessUnitIn, BusinessUnitPatch
+from oneloop.governance import users
+from oneloop.governance.schemas import BusinessUnit, BusinessUnitIn, BusinessUnitPatch, User, UserIn
 
 
 def make_group(
@@ -43,3 +46,34 @@ def make_source(
     new = collect.create_source(session, ctx, SourceIn(bu=bu, name=name))
     session.commit()
     return collect.get_source(session, ctx, new.id), new.write_key
+
+
+PASSWORD = "correct horse battery staple"
+
+
+def make_user(
+    session: Session, ctx: Context, email: str, bu: str = "north", role: str = "marketer"
+) -> User:
+    """A user with ``role`` in unit ``bu`` and the password ``PASSWORD``, committed."""
+    made = users.create_user(
+        session,
+        ctx,
+        UserIn(email=email, display_name=email.split("@")[0], password=PASSWORD, bu=bu, role=role),
+    )
+    session.commit()
+    return made
+
+
+def signed_in(
+    app: FastAPI, email: str, password: str = PASSWORD, bu: str | None = None
+) -> TestClient:
+    """A client signed in to the console as ``email``: it keeps the session cookie and sends
+    the session's CSRF token on every request, as the console's pages do. HTTPS, since the
+    cookie is Secure."""
+    client = TestClient(app, base_url="https://testserver", raise_server_exceptions=False)
+    answer = client.post(
+        "/api/v1/auth/login", json={"email": email, "password": password, "bu": bu}
+    )
+    assert answer.status_code == 200, answer.text
+    client.headers["X-CSRF-Token"] = answer.json()["csrf_token"]
+    return client

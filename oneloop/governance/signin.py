@@ -86,16 +86,16 @@ def login(
     email = email.strip().lower()[:320]
     ip, now = ip[:64], clock.now()
     _limit_rate(session, settings, ip, now)
+    user = session.scalar(select(UserRow).where(UserRow.email == email))
     locked_until = _locked_until(session, settings, email, now)
     if locked_until is not None:
         _attempt(session, email, ip, now, "failure")
-        _audit_login(session, None, ip, clock, "denied", "locked")
+        _audit_login(session, user, ip, clock, "denied", "locked")
         wait = max(1, int((locked_until - now).total_seconds()))
         raise RateLimited(
             "too many failed sign-ins for this email; try again later or ask an admin to unlock it",
             retry_after=wait,
         )
-    user = session.scalar(select(UserRow).where(UserRow.email == email))
     if user is None:
         dummy_verify()
     if user is None or not password_matches(user, password) or not user.is_active:
