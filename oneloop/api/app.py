@@ -15,7 +15,7 @@ from oneloop import __version__
 from oneloop.api import errors, health
 from oneloop.api.deps import AppState
 from oneloop.collect import api as collect_api
-from oneloop.collect import consumers, plans_api
+from oneloop.collect import consumers, plans_api, sources_api
 from oneloop.core.bus import bus_tasks
 from oneloop.core.config import Settings
 from oneloop.core.db import create_db_engine, session_factory
@@ -33,6 +33,11 @@ from oneloop.web import pages
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-ID"
+API_DOCS = ("/docs", "/redoc")
+CONSOLE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+)
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
@@ -87,9 +92,27 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         response.headers[REQUEST_ID_HEADER] = rid
         return response
 
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """Every answer: no MIME sniffing, no framing (click-jacking), no referrer leaving the
+        site. The console's pages also get a content security policy that allows our own
+        scripts and styles only, so that a profile value that slipped past escaping still
+        cannot run. The interactive API docs load their assets from a CDN and are left out."""
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        html = response.headers.get("content-type", "").startswith("text/html")
+        if html and not request.url.path.startswith(API_DOCS):
+            response.headers.setdefault("Content-Security-Policy", CONSOLE_CSP)
+        return response
+
     app.include_router(health.router)
     app.include_router(collect_api.tracking)
     app.include_router(collect_api.admin)
+    app.include_router(sources_api.router)
     app.include_router(plans_api.router)
     app.include_router(auth_api.router)
     app.include_router(governance_api.router)

@@ -45,7 +45,7 @@ from oneloop.governance.users import (
     touch_login,
 )
 
-KEY_PREFIX = "olk_"
+KEY_PREFIX = "ola_"  # write keys (collect) begin "olk_"
 WRONG = "the email or the password is wrong"
 # A session's last use is written at most this often: a read should not write every time.
 SEEN_EVERY = timedelta(minutes=1)

@@ -48,7 +48,13 @@ from oneloop.identity.models import (
 from oneloop.identity.resolver import RESOLVER, WorkingSet
 from oneloop.identity.rules import Rules
 from oneloop.identity.schemas import MatchRun, PinIn, Review
-from oneloop.identity.service import active_rules, current_id, pin_apart
+from oneloop.identity.service import (
+    active_rules,
+    current_id,
+    get_profile_id,
+    pin_apart,
+    touched_by,
+)
 
 CONFIG_PATH = Path(__file__).with_name("match_profiles.yaml")
 MATCHER = "identity.match"
@@ -378,10 +384,22 @@ def list_reviews(
     rows = session.scalars(
         select(ReviewRow)
         .where(ReviewRow.status == status)
+        .where(touched_by(ReviewRow.left_id, ctx), touched_by(ReviewRow.right_id, ctx))
         .order_by(ReviewRow.match_weight.desc(), ReviewRow.id)
         .limit(limit)
     )
     return [Review.model_validate(r) for r in rows]
+
+
+def _may_review(session: Session, ctx: Context, row: ReviewRow) -> bool:
+    """A unit's stewards review a pair when both profiles touched their unit: deciding
+    joins or parts them, which another unit's view would feel."""
+    try:
+        get_profile_id(session, ctx, row.left_id)
+        get_profile_id(session, ctx, row.right_id)
+    except NotFound:
+        return False
+    return True
 
 
 def decide_review(
@@ -391,7 +409,7 @@ def decide_review(
     Reject: they are pinned apart, so neither the graph nor the matcher joins them again."""
     ctx.require("identity.unmerge")
     row = session.get(ReviewRow, review_id)
-    if row is None:
+    if row is None or not _may_review(session, ctx, row):
         raise NotFound(f"no review {review_id}", review_id=review_id)
     if row.status != "open":
         raise Conflict(f"review {review_id} was already {row.status}", review_id=review_id)

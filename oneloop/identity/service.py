@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, exists, or_, select, true
 from sqlalchemy.orm import Session
 
 from oneloop.collect.consumers import Behind, lock_cursor
@@ -112,6 +112,16 @@ def get_profile_id(session: Session, ctx: Context, profile_id: str) -> str:
         if touched is None:
             raise NotFound(f"no profile {profile_id}", profile_id=profile_id)
     return current
+
+
+def touched_by(profile_column: ColumnElement[str], ctx: Context) -> ColumnElement[bool]:
+    """True where the profile in ``profile_column`` touched the caller's unit (always, for
+    group roles): put into a query, so a list shows a unit only what it may see."""
+    if ctx.is_group_wide:
+        return true()
+    return exists().where(
+        EventProfileRow.profile_id == profile_column, EventProfileRow.bu_id == ctx.bu_id
+    )
 
 
 def find_profile(session: Session, ctx: Context, kind: str, raw: str) -> str | None:
@@ -325,7 +335,7 @@ def conflicts(session: Session, ctx: Context, *, limit: int = 100) -> list[Link]
     """Links a limit or a pin refused: the deterministic review list, newest first."""
     ctx.require("identity.read")
     rows = session.scalars(
-        select(EdgeRow)
+        in_tenancy(select(EdgeRow), EdgeRow.first_bu_id, ctx)
         .where(EdgeRow.status == "conflict")
         .order_by(EdgeRow.updated_at.desc(), EdgeRow.id)
         .limit(limit)

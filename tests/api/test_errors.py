@@ -8,7 +8,7 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from oneloop.core.errors import Conflict, NotFound, RateLimited
 
@@ -44,6 +44,14 @@ def probe(app: FastAPI) -> FastAPI:
     @router.get("/locked")
     def locked() -> None:
         raise OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked"))
+
+    @router.get("/sql")
+    def sql() -> None:
+        raise IntegrityError(
+            "INSERT INTO governance_user (email) VALUES (?)",
+            {"email": "x@y.cn"},
+            sqlite3.IntegrityError("UNIQUE constraint failed: governance_user.email"),
+        )
 
     @router.get("/bug")
     def bug() -> None:
@@ -121,3 +129,21 @@ def test_request_id_is_echoed_or_made(client: TestClient) -> None:
     )
     made = client.get("/healthz", headers={"X-Request-ID": "<script>"}).headers["x-request-id"]
     assert made != "<script>" and len(made) == 26
+
+
+def test_a_database_error_does_not_show_its_sql(client: TestClient, probe: FastAPI) -> None:
+    response = client.get("/_probe/sql")
+    assert response.status_code == 500
+    assert "governance_user" not in response.text and "INSERT" not in response.text
+    assert "x@y.cn" not in response.text
+
+
+def test_every_answer_carries_the_security_headers(client: TestClient) -> None:
+    for path in ("/", "/healthz", "/api/v1/segments", "/no/such/page"):
+        headers = client.get(path).headers
+        assert headers["x-content-type-options"] == "nosniff", path
+        assert headers["x-frame-options"] == "DENY", path
+        assert headers["referrer-policy"] == "same-origin", path
+    page = client.get("/").headers
+    assert "frame-ancestors 'none'" in page["content-security-policy"]
+    assert "script-src 'self'" in page["content-security-policy"]

@@ -325,7 +325,7 @@ def test_api_keys_are_scoped_hashed_and_revocable(
     made = owner.post("/api/v1/api-keys", json={"name": "BI", "scopes": ["segments.read"]})
     assert made.status_code == 201, made.text
     token = made.json()["token"]
-    assert token.startswith("olk_")
+    assert token.startswith("ola_")
     stored = session.get_one(ApiKeyRow, made.json()["id"])
     assert token.split("_", 2)[2] not in stored.secret_hash
     assert "token" not in owner.get("/api/v1/api-keys").json()[0]
