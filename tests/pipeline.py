@@ -15,6 +15,7 @@ from oneloop.collect.schemas import Source
 from oneloop.collect.spec import parse_batch
 from oneloop.core.clock import FixedClock
 from oneloop.core.db import session_factory
+from oneloop.governance.consent_tracking import ConsentConsumer, IdentityFollower
 from oneloop.identity.resolver import ResolveConsumer
 from oneloop.profiles.live import IdentityChanges, ProfilesConsumer
 
@@ -26,7 +27,7 @@ def make_feed(
 ) -> Feed:
     """``feed``, with more of the worker's tasks run after the consumers (a bus relay)."""
     counter = iter(range(10_000))
-    run_tasks = [IdentityChanges(clock=clock), *tasks]
+    run_tasks = [IdentityChanges(clock=clock), IdentityFollower(clock=clock), *tasks]
 
     def run(*calls: dict[str, object], into: Source = source) -> None:
         batch = [
@@ -38,7 +39,7 @@ def make_feed(
         session.commit()
         consumers.drain(
             session_factory(engine),
-            [ResolveConsumer(), ProfilesConsumer(clock=clock)],
+            [ResolveConsumer(), ProfilesConsumer(clock=clock), ConsentConsumer(clock=clock)],
             tasks=run_tasks,
             clock=clock,
         )

@@ -47,6 +47,7 @@ BUILTIN_CONSUMERS: tuple[str, ...] = (
     "oneloop.identity.resolver",
     "oneloop.identity.probabilistic",
     "oneloop.profiles.live",
+    "oneloop.governance.consent_tracking",
 )
 
 

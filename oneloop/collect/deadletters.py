@@ -55,7 +55,11 @@ _REDELIVERERS: dict[str, Redeliverer] = {}
 
 # The modules that register doors; imported before a replay, so none is missing whichever
 # entry point (CLI, API, a test) asked for it.
-DOORS = ("oneloop.collect.consumers", "oneloop.collect.importers.runs")
+DOORS = (
+    "oneloop.collect.consumers",
+    "oneloop.collect.importers.runs",
+    "oneloop.governance.consent_tracking",
+)
 
 
 def register_reparser(origin: str, reparser: Reparser) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +32,7 @@ from oneloop.collect.models import DeadLetterRow, EventRow, IngestBatchRow
 from oneloop.collect.schemas import Source
 from oneloop.collect.spec import Invalid, Message
 from oneloop.core.ids import new_id
+from oneloop.governance import pii
 
 EVENTS: Table = EventRow.__table__  # type: ignore[assignment]  # a mapped class's Table
 DEAD_LETTERS: Table = DeadLetterRow.__table__  # type: ignore[assignment]
@@ -96,6 +97,11 @@ def ingest(
     verdict = plan_check.check(session, source, kept) if source.tracking_plan_id else None
     if verdict is not None:
         kept, invalid = verdict.kept, [*invalid, *verdict.blocked]
+    # Sensitive personal data (an id-card number) never reaches the log in clear; checked
+    # against the plan first, so that a plan may still require its format.
+    guard = pii.protector(session)
+    if guard is not None:
+        kept = [_protected(guard, m) for m in kept]
     inserted = _insert_once(session, source, kept, received_at, origin)
     result.accepted = len(inserted)
     result.duplicates += len(kept) - len(inserted)
@@ -141,7 +147,11 @@ def dead_letter(
     origin: str,
     ref: str,
 ) -> list[str]:
-    """Keep refused calls whole, with the reason, for a later replay; returns their ids."""
+    """Keep refused calls whole, with the reason, for a later replay; returns their ids.
+    Whole but for sensitive values, which are kept protected as the log keeps them (a call
+    that is not JSON at all cannot be looked into, and is kept as received)."""
+    invalid = list(invalid)
+    guard = pii.protector(session) if invalid else None
     rows = [
         {
             "id": new_id(received_at),
@@ -153,7 +163,7 @@ def dead_letter(
             "errors": [{"path": e.path, "msg": e.msg} for e in item.errors],
             "ref": ref[:300],
             "message_id": item.message_id,
-            "payload": payload_text(item.raw),
+            "payload": payload_text(item.raw if guard is None else guard.document(item.raw)),
             "received_at": received_at,
             "status": "waiting",
             "attempts": 0,
@@ -164,6 +174,14 @@ def dead_letter(
     if rows:
         session.execute(insert(DEAD_LETTERS), rows)
     return [r["id"] for r in rows]
+
+
+def _protected(guard: pii.Protector, m: Message) -> Message:
+    documents = (m.properties, m.traits, m.context)
+    properties, traits, context = protected = tuple(guard.document(d) for d in documents)
+    if all(a is b for a, b in zip(protected, documents, strict=True)):
+        return m  # the common case: nothing sensitive, nothing copied
+    return replace(m, properties=properties, traits=traits, context=context)
 
 
 def payload_text(raw: object) -> str:

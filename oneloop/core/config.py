@@ -99,6 +99,14 @@ class Settings(BaseSettings):
             "another reader of the same group is handed it (a dead worker's messages)."
         ),
     )
+    pii_hash_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Secret for the keyed hash (HMAC-SHA256) kept of sensitive personal data such as "
+            "id-card numbers, which is never stored in clear. Unset: only the masked form is "
+            "stored, so equal values from two sources are not recognised as equal."
+        ),
+    )
     demo_dir: Path = Field(
         default=Path("var/demo"), description="Where `demo generate` writes and `demo load` reads."
     )

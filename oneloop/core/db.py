@@ -125,9 +125,19 @@ def json_dumps(value: object) -> str:
     return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+# The engine carries the key that protects sensitive personal data at rest
+# (``ONELOOP_PII_HASH_KEY``): every writer of the event log reaches the database through an
+# engine built here, so none can forget the key (``oneloop.governance.pii.hash_key``).
+PII_HASH_KEY_OPTION = "oneloop_pii_hash_key"
+
+
 def create_db_engine(settings: Settings) -> Engine:
     url = make_url(settings.database_url)
-    json_args = {"json_serializer": json_dumps, "json_deserializer": orjson.loads}
+    json_args: dict[str, Any] = {  # Any: create_engine's keyword arguments
+        "json_serializer": json_dumps,
+        "json_deserializer": orjson.loads,
+        "execution_options": {PII_HASH_KEY_OPTION: settings.pii_hash_key},
+    }
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)

@@ -29,8 +29,8 @@ from oneloop.core.context import Context
 from oneloop.core.errors import NotFound
 from oneloop.demo import definitions
 from oneloop.demo.catalog import GROUP, UNITS, DemoUnit
+from oneloop.governance import dictionary, users
 from oneloop.governance import service as governance
-from oneloop.governance import users
 from oneloop.governance.roles import BUILTIN_ROLES
 from oneloop.governance.schemas import BusinessUnitIn, UserIn
 
@@ -136,6 +136,7 @@ def load_demo(
         _ensure_unit(session, ctx, unit, summary)
     _ensure_users(session, ctx, summary)
     sources = _ensure_sources(session, ctx, summary)
+    dictionary.install_defaults(session, ctx)  # before the traits that name its metrics
     session.commit()
     summary.definitions = definitions.install(session, ctx).created
     session.commit()

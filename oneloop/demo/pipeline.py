@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from oneloop.demo import vocab
+from oneloop.demo import consent, vocab
 from oneloop.demo.clock import DAY_MS, END_MS, HOUR_MS, PERIOD_DAYS, day_start_ms
 from oneloop.demo.crm import WON, create_contact, create_opportunity
 from oneloop.demo.devices import Device, new_device, wechat_device
@@ -87,6 +87,7 @@ class Prospect:
     grouped: bool = False
     following_wechat: bool = False
     purchases: list[Purchase] = field(default_factory=list)
+    consent_asked: bool = False
 
     @property
     def contact_id(self) -> str:
@@ -239,6 +240,13 @@ class Prospect:
         ids = (("email", email), ("phone", phone))
         em.identify(rng, dev, ts, self.user_id, traits, page=page, ids=ids)
         self.logged_in[dev.anonymous_id] = True  # analytics.js keeps the userId it was given
+        if not self.consent_asked and page is not None:
+            self.consent_asked = True
+            path = page.url.removeprefix(self.site).split("?")[0] or "/"
+            draws = consent.stream(person, "industrial")
+            consent.form_consent(
+                world, em, draws, dev, ts, self.user_id, page, path, abroad=person.is_foreign
+            )
         if not self.grouped and rng.random() < 0.7:
             self.grouped = True
             em.group(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from oneloop.demo import vocab
+from oneloop.demo import consent, vocab
 from oneloop.demo.clock import DAY_MS, END_MS, HOUR_MS, PERIOD_DAYS, iso_utc
 from oneloop.demo.devices import Device, new_device, wechat_device
 from oneloop.demo.draw import between
@@ -276,7 +276,16 @@ class Shopper:
             user_id=self.user_id,
         )  # fmt: skip
         traits, ids = self._traits(ts)
+        draws = consent.stream(person, "appliances")
+        choices = consent.signup_trait(draws, zh)
+        if choices is not None:
+            traits["consent"] = choices
         em.identify(rng, dev, ts + between(rng, 5, 300), self.user_id, traits, ids=ids)
+        if choices is not None:
+            marketing = choices["marketing"]
+            assert isinstance(marketing, dict)
+            said_yes = [channel for channel, yes in marketing.items() if yes]
+            consent.maybe_unsubscribe(world, em, draws, ts, self.user_id, said_yes)
         if rng.random() < 0.5:
             em.alias(rng, dev, ts + between(rng, 300, 900), self.user_id)
         self.logged_in[dev.anonymous_id] = not dev.shared  # a family computer logs out

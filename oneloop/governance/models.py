@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, String
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from oneloop.core.db import Base, Json, LogPosition, UTCDateTime
@@ -161,3 +161,107 @@ class AuditRow(Base):
     detail: Mapped[dict[str, Any] | None] = mapped_column(Json)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class ConsentRow(Base):
+    """The consent in force per profile × purpose × channel (issue 7, part 4): the newest
+    decision of the history (latest ``given_at``, ties by arrival), kept so that
+    ``may_contact`` is one primary-key read. ``history_seq`` is the record that decided."""
+
+    __tablename__ = "governance_consent"
+
+    profile_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # ``any`` for purposes without a channel, and for a decision about a purpose as a whole.
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    legal_basis: Mapped[str] = mapped_column(String(32))
+    given_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+    history_seq: Mapped[int] = mapped_column(LogPosition)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+
+
+class ConsentHistoryRow(Base):
+    """Every consent decision received, append-only: a decision is never edited or deleted.
+    Only ``profile_id`` moves, to the profile the person is now (a merge's survivor, or the
+    part an unmerge gave its old id back); ``recorded_profile_id`` keeps the one it was
+    recorded against. A decision from tracking names its log event (``event_seq``, unique
+    per purpose and channel, so a replayed event adds nothing) and message id as proof."""
+
+    __tablename__ = "governance_consent_history"
+    __table_args__ = (
+        Index("ix_governance_consent_history_profile_id_given_at", "profile_id", "given_at"),
+        UniqueConstraint("event_seq", "purpose", "channel"),
+    )
+
+    seq: Mapped[int] = mapped_column(LogPosition, primary_key=True, autoincrement=True)
+    profile_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    recorded_profile_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    purpose: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    legal_basis: Mapped[str] = mapped_column(String(32))
+    # When the person decided (a tracked event's own time); ``recorded_at``: when we learnt it.
+    given_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+    # The unit that recorded it (None: the group or the platform itself).
+    bu_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    # A tracking source's id, or api, cli, import.
+    source: Mapped[str] = mapped_column(String(ID_LENGTH))
+    event_seq: Mapped[int | None] = mapped_column(LogPosition)
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    proof: Mapped[str | None] = mapped_column(String(500))
+    recorded_by: Mapped[str] = mapped_column(String(200))
+
+
+# --- the data dictionary (issue 7, parts 3 and 7) ------------------------------------------------
+
+
+class DictionaryEntryRow(Base):
+    """One field or metric of the data dictionary as it stands now (its newest version):
+    what it means, its unit, currency and tax treatment, who owns it, how personal it is,
+    and where it comes from. Every change adds a ``DictionaryVersionRow``."""
+
+    __tablename__ = "governance_dictionary_entry"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name_zh: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+    description_zh: Mapped[str] = mapped_column(Text)
+    description_en: Mapped[str] = mapped_column(Text)
+    data_type: Mapped[str] = mapped_column(String(16))
+    unit: Mapped[str | None] = mapped_column(String(32))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    includes_tax: Mapped[bool | None] = mapped_column(Boolean)
+    # None: the group (HQ) owns it. A default entry exists before any unit does.
+    owner_bu_id: Mapped[str | None] = mapped_column(
+        String(ID_LENGTH), ForeignKey("governance_business_unit.id")
+    )
+    classification: Mapped[str] = mapped_column(String(16), index=True)
+    pii_kind: Mapped[str | None] = mapped_column(String(16))
+    # Any: a list of {kind, name, event, note}, validated by dictionary_schemas.LineageItem
+    lineage: Mapped[list[dict[str, Any]]] = mapped_column(Json)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+    updated_by: Mapped[str] = mapped_column(String(200))
+
+
+class DictionaryVersionRow(Base):
+    """An entry as it was at one version: who changed what, when, and why. ``change`` is
+    ``installed`` (the shipped defaults) or ``edited`` (a person), so that installing a
+    newer release's defaults never overwrites what someone decided."""
+
+    __tablename__ = "governance_dictionary_version"
+
+    key: Mapped[str] = mapped_column(
+        String(100), ForeignKey("governance_dictionary_entry.key"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Any: the entry's fields as of this version (dictionary_schemas.EntryIn, minus the note)
+    document: Mapped[dict[str, Any]] = mapped_column(Json)
+    changed: Mapped[list[str]] = mapped_column(Json)
+    change: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(String(500))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+    changed_by: Mapped[str] = mapped_column(String(200))

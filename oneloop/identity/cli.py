@@ -18,6 +18,7 @@ from oneloop.cli.common import (
     progress_bar,
     reported_errors,
 )
+from oneloop.governance import pii
 from oneloop.governance import service as governance
 from oneloop.identity import probabilistic, service
 from oneloop.identity.rules import load_yaml
@@ -37,8 +38,10 @@ def explain(
 ) -> None:
     """Show a profile's identifiers, the links between them and every merge and split."""
     with reported_errors(), cli_session() as (session, ctx):
-        found = service.explain(session, ctx, profile_id)
-        golden = service.golden(session, ctx, found.profile_id)
+        view = pii.view(session, ctx)  # one audited read for both (the CLI reads unmasked)
+        found = service.explain(session, ctx, profile_id, view=view)
+        golden = service.golden(session, ctx, found.profile_id, view=view)
+        view.audit(session, "profile", found.profile_id)
     if as_json:
         print_json(
             {

@@ -4,6 +4,7 @@ unmerge and do-not-merge pins. The API, the CLI and other domains call these, ne
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +19,7 @@ from oneloop.core.context import Context
 from oneloop.core.db import in_chunks, in_tenancy
 from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
-from oneloop.governance import audit
+from oneloop.governance import audit, pii
 from oneloop.identity.golden import golden_record
 from oneloop.identity.models import (
     ChangeRow,
@@ -168,8 +169,44 @@ def identifier_key(session: Session, rules: Rules, kind: str, raw: str) -> tuple
     return kind, found.value
 
 
-def explain(session: Session, ctx: Context, profile_id: str) -> IdentityExplanation:
-    """The graph behind a profile and every change that shaped it."""
+def explain(
+    session: Session, ctx: Context, profile_id: str, *, view: pii.PiiView | None = None
+) -> IdentityExplanation:
+    """The graph behind a profile and every change that shaped it, its identifiers masked
+    for a caller without ``pii:read``. Given the caller's ``view``, the caller audits the
+    read (once, for all it shows); without one, this call does."""
+    own = view is None
+    view = view or pii.view(session, ctx)
+    found = _explain(session, ctx, profile_id)
+    shown = found.model_copy(
+        update={
+            "identifiers": [
+                i.model_copy(update={"value": view.identifier(i.type, i.value)})
+                for i in found.identifiers
+            ],
+            "history": [
+                m.model_copy(update={"rule": _masked_rule(view, m.rule)}) for m in found.history
+            ],
+        }
+    )
+    if own:
+        view.audit(session, "profile", found.profile_id)
+    return shown
+
+
+# A split's rule names the identifier that became shared (resolver.py): "phone +86… is shared: …"
+_SHARED_RULE = re.compile(r"\A(?P<type>\S+) (?P<value>.+?) is shared: (?P<why>.*)\Z", re.DOTALL)
+
+
+def _masked_rule(view: pii.PiiView, rule: str) -> str:
+    found = _SHARED_RULE.match(rule)
+    if found is None:
+        return rule
+    value = view.identifier(found["type"], found["value"])
+    return f"{found['type']} {value} is shared: {found['why']}"
+
+
+def _explain(session: Session, ctx: Context, profile_id: str) -> IdentityExplanation:
     current = get_profile_id(session, ctx, profile_id)
     absorbed = _absorbed(session, current)
     identifiers = list(
@@ -358,7 +395,34 @@ def _link(edge: EdgeRow, other_profile_id: str | None) -> Link:
     )
 
 
-def golden(session: Session, ctx: Context, profile_id: str) -> GoldenRecord:
+def golden(
+    session: Session, ctx: Context, profile_id: str, *, view: pii.PiiView | None = None
+) -> GoldenRecord:
+    """The golden record as a caller sees it: each value and every value of its lineage
+    masked as the dictionary classifies the field, for a caller without ``pii:read``; the
+    read audited as in ``explain``."""
+    own = view is None
+    view = view or pii.view(session, ctx)
+    record = golden_values(session, ctx, profile_id)
+    fields = {
+        name: f.model_copy(
+            update={
+                "value": view.trait(name, f.value),
+                "history": [
+                    o.model_copy(update={"value": view.trait(name, o.value)}) for o in f.history
+                ],
+            }
+        )
+        for name, f in record.fields.items()
+    }
+    if own:
+        view.audit(session, "profile", record.profile_id)
+    return record.model_copy(update={"fields": fields})
+
+
+def golden_values(session: Session, ctx: Context, profile_id: str) -> GoldenRecord:
+    """The golden record as stored, for computing with (the profiles consumer materialises
+    it as traits): never for showing, which is ``golden``."""
     current = get_profile_id(session, ctx, profile_id)
     return golden_record(session, ctx, current, active_rules(session))
 
@@ -379,10 +443,15 @@ def list_rejections(
     query = select(RejectionRow).order_by(RejectionRow.count.desc(), RejectionRow.type)
     if source_id is not None:
         query = query.where(RejectionRow.source_id == source_id)
-    return [
-        Rejection.model_validate(r)
+    view = pii.view(session, ctx)
+    found = [
+        Rejection.model_validate(r).model_copy(
+            update={"example": view.identifier(r.type, r.example)}
+        )
         for r in session.scalars(in_tenancy(query, RejectionRow.bu_id, ctx))
     ]
+    view.audit(session, "identity_rejections", source_id, rows=len(found))
+    return found
 
 
 def rebuild(

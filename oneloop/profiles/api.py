@@ -13,11 +13,11 @@ from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
 from oneloop.core.errors import FieldError, ValidationFailed
 from oneloop.governance import service as governance
-from oneloop.profiles import departments, scores, service, traits
+from oneloop.profiles import departments, scores, service
 from oneloop.profiles.schemas import (
     BulkTagResult,
     Profile,
-    ProfileSummary,
+    ProfileMatch,
     ProfileTag,
     Tag,
     TagAssignIn,
@@ -25,6 +25,7 @@ from oneloop.profiles.schemas import (
     TagCategoryIn,
     TagIn,
     Timeline,
+    TraitValue,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["profiles"])
@@ -39,7 +40,7 @@ def find_profile(
     ctx: CallerDep,
     type: Annotated[str, Query(description="phone, email, wechat_openid, …, or oneid")],
     value: Annotated[str, Query(min_length=1, max_length=300, examples=["13800138000"])],
-) -> ProfileSummary:
+) -> ProfileMatch:
     return service.find(session, ctx, type, value)
 
 
@@ -85,9 +86,8 @@ def get_timeline(
 
 
 @router.get("/profiles/{profile_id}/traits", summary="Computed traits and golden-record fields")
-def get_traits(profile_id: ProfileId, session: SessionDep, ctx: CallerDep) -> list[Any]:
-    current = service.visible_id(session, ctx, profile_id)
-    return list(traits.traits_of(session, current, governance.scope_of(session, ctx)))
+def get_traits(profile_id: ProfileId, session: SessionDep, ctx: CallerDep) -> list[TraitValue]:
+    return service.profile_traits(session, ctx, profile_id)
 
 
 @router.get("/profiles/{profile_id}/scores", summary="Scores now, and the points behind them")

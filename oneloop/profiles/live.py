@@ -218,7 +218,7 @@ def store_golden(session: Session, profile_ids: Collection[str], now: datetime) 
     for part in in_chunks(sorted(profile_ids)):
         for profile_id in part:
             try:
-                record = identity.golden(session, ctx, profile_id)
+                record = identity.golden_values(session, ctx, profile_id)
             except NotFound:
                 continue
             values = {f"{GOLDEN}{name}"[:120]: f.value for name, f in record.fields.items()}

@@ -109,6 +109,9 @@ class TraitDefRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
     created_by: Mapped[str] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+    # The data dictionary's metric the trait computes (``revenue``): its meaning, unit,
+    # currency and tax treatment are the dictionary's, the same in every unit.
+    metric: Mapped[str | None] = mapped_column(String(100), index=True)
 
 
 class TraitRow(Base):

@@ -55,6 +55,17 @@ class ProfileSummary(BaseModel):
     business_units: list[str]
 
 
+class MatchedIdentifier(BaseModel):
+    type: str
+    value: str = Field(description="as stored (normalised); masked without pii:read")
+
+
+class ProfileMatch(ProfileSummary):
+    """A search's answer: the profile, and the identifier that found it (none for a OneID)."""
+
+    identifier: MatchedIdentifier | None
+
+
 class Profile(ProfileSummary):
     """The 360 view: the OneID with everything the platform knows and computed."""
 

@@ -20,7 +20,7 @@ from oneloop.core.context import Context
 from oneloop.core.db import in_tenancy
 from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
-from oneloop.governance import audit
+from oneloop.governance import audit, pii
 from oneloop.governance import service as governance
 from oneloop.identity import service as identity
 from oneloop.profiles import scores, tags, traits
@@ -35,7 +35,9 @@ from oneloop.profiles.models import (
 )
 from oneloop.profiles.schemas import (
     BulkTagResult,
+    MatchedIdentifier,
     Profile,
+    ProfileMatch,
     ProfileSummary,
     ProfileTag,
     Tag,
@@ -45,10 +47,14 @@ from oneloop.profiles.schemas import (
     TagIn,
     Timeline,
     TimelineEntry,
+    TraitValue,
 )
 
 MAX_PAGE = 200
 MAX_BULK_ROWS = 100_000
+ONEID = ("oneid", "profile", "profile_id")
+# Aggregates whose value is one of the property's own values (not a count or a sum of them).
+PICKS = ("first", "last", "most_frequent", "min", "max")
 
 
 # --- profiles -------------------------------------------------------------------------------
@@ -92,31 +98,90 @@ def summary(session: Session, ctx: Context, profile_id: str) -> ProfileSummary:
 
 
 def get(session: Session, ctx: Context, profile_id: str) -> Profile:
-    """The 360 view."""
+    """The 360 view: personal values masked for a caller without ``pii:read``, and with it
+    the read audited once for everything shown."""
     from oneloop.segments import service as segments  # segments build on profiles
 
     head = summary(session, ctx, profile_id)
     units = governance.scope_of(session, ctx)
-    explanation = identity.explain(session, ctx, head.id)
-    return Profile(
+    view = pii.view(session, ctx)
+    explanation = identity.explain(session, ctx, head.id, view=view)
+    profile = Profile(
         **head.model_dump(),
         identifiers=explanation.identifiers,
-        golden=identity.golden(session, ctx, head.id),
-        traits=traits.traits_of(session, head.id, units),
+        golden=identity.golden(session, ctx, head.id, view=view),
+        traits=_shown_traits(session, view, traits.traits_of(session, head.id, units), units),
         tags=profile_tags(session, ctx, head.id),
         scores=[_plain(s) for s in scores.scores_of(session, head.id, units)],
         segments=[_plain(s) for s in segments.memberships_of(session, ctx, head.id)],
     )
+    view.audit(session, "profile", head.id)
+    return profile
 
 
-def find(session: Session, ctx: Context, kind: str, value: str) -> ProfileSummary:
-    """A profile by any identifier (``phone``, ``email``, ``wechat_openid`` …) or its OneID."""
-    if kind in ("oneid", "profile", "profile_id"):
-        return summary(session, ctx, value)
+def profile_traits(session: Session, ctx: Context, profile_id: str) -> list[TraitValue]:
+    """A profile's computed traits and golden-record fields, as ``get`` shows them."""
+    current = visible_id(session, ctx, profile_id)
+    units = governance.scope_of(session, ctx)
+    view = pii.view(session, ctx)
+    shown = _shown_traits(session, view, traits.traits_of(session, current, units), units)
+    view.audit(session, "profile", current)
+    return shown
+
+
+def _shown_traits(
+    session: Session, view: pii.PiiView, values: list[TraitValue], units: tuple[str, ...]
+) -> list[TraitValue]:
+    """Golden-record fields by their dictionary class; a computed trait that picks a value of
+    a personal property (the last phone a form sent) as that property is, or as the
+    dictionary classifies the trait's own name."""
+    specs = {d.spec.name: d.spec for d in traits.definitions_for(session, units)}
+    shown = []
+    for t in values:
+        personal = view.classes.trait(t.name)
+        spec = specs.get(t.name) if t.kind == "computed" else None
+        if personal is None and spec is not None:
+            personal = _picked(view.classes, spec)
+        shown.append(t.model_copy(update={"value": view.value(personal, t.value)}))
+    return shown
+
+
+def _picked(classes: pii.Classes, spec: traits.TraitSpec) -> pii.Personal | None:
+    """The class of the property whose values a trait picks, if it picks any."""
+    if spec.property is None or spec.aggregate not in PICKS:
+        return None
+    path = ".".join(p for p in spec.property if isinstance(p, str))
+    for event in spec.filter.names:
+        if (found := classes.property(event, path)) is not None:
+            return found
+    return None
+
+
+def find(session: Session, ctx: Context, kind: str, value: str) -> ProfileMatch:
+    """A profile by any identifier (``phone``, ``email``, ``wechat_openid`` …) or its OneID.
+    A caller without ``pii:read`` may search by a full phone number; the answer shows the
+    identifier it matched as everything else, masked."""
+    found = find_id(session, ctx, kind, value)
+    head = summary(session, ctx, found)
+    if kind in ONEID:
+        return ProfileMatch(**head.model_dump(), identifier=None)
+    view = pii.view(session, ctx)
+    kind, stored = identity.identifier_key(session, identity.active_rules(session), kind, value)
+    matched = MatchedIdentifier(type=kind, value=view.identifier(kind, stored))
+    match = ProfileMatch(**head.model_dump(), identifier=matched)
+    view.audit(session, "profile", head.id)
+    return match
+
+
+def find_id(session: Session, ctx: Context, kind: str, value: str) -> str:
+    """The current id of the profile an identifier (or a OneID) names, visible to ``ctx``;
+    for working with, not for showing (``find`` shows)."""
+    if kind in ONEID:
+        return visible_id(session, ctx, value)
     found = identity.find_profile(session, ctx, kind, value)
     if found is None:
         raise NotFound(f"no profile with {kind} {value!r}", type=kind)
-    return summary(session, ctx, found)
+    return visible_id(session, ctx, found)
 
 
 def timeline(
@@ -159,6 +224,7 @@ def timeline(
     rows = session.scalars(
         query.order_by(ProfileEventRow.at.desc(), ProfileEventRow.seq.desc()).limit(limit + 1)
     ).all()
+    view = pii.view(session, ctx)
     entries = [
         TimelineEntry(
             seq=r.seq,
@@ -168,7 +234,7 @@ def timeline(
             department=r.department,
             bu_id=r.bu_id,
             source_id=r.source_id,
-            properties=r.properties,
+            properties=view.properties(r.name, r.properties),
         )
         for r in rows[:limit]
     ]
@@ -176,6 +242,7 @@ def timeline(
     if len(rows) > limit:
         last = rows[limit - 1]
         next_cursor = _write_cursor(last.at, last.seq)
+    view.audit(session, "profile", current, rows=len(entries))
     return Timeline(profile_id=current, entries=entries, next_cursor=next_cursor)
 
 
@@ -413,7 +480,7 @@ def bulk_tag(session: Session, ctx: Context, tag_id: str, text: str, reason: str
             )
         kind, value = (row.get("type") or "").strip(), (row.get("value") or "").strip()
         try:
-            found = find(session, ctx, kind, value).id
+            found = find_id(session, ctx, kind, value)
         except NotFound:
             result.not_found += 1
             continue

@@ -9,6 +9,7 @@ A computed trait is data, never code (issue: computed traits as JSON/YAML defini
     aggregate: count                  # sum min max avg first last distinct_count most_frequent
     property: revenue                 # not for count; "at" (or none) means the event's time
     window: {amount: 90, unit: days}  # calendar days in the zone, counting today
+    metric: revenue                   # optional: the data dictionary's metric it computes
 
 The document is parsed once into a frozen ``TraitSpec``, with every problem reported at its
 path (``aggregate``, ``where[0].op``); ``oneloop.profiles.traits`` compiles a spec to SQL.
@@ -27,15 +28,16 @@ from typing import Any
 
 import orjson
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from oneloop.core.context import Context
 from oneloop.core.errors import Conflict, FieldError, InvalidPayload, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
-from oneloop.governance import audit
+from oneloop.governance import audit, dictionary
 from oneloop.governance import service as governance
+from oneloop.governance.dictionary_schemas import MetricRef
 from oneloop.profiles.filters import (
     EventFilter,
     Path,
@@ -66,7 +68,8 @@ AGGREGATES = (
 NUMERIC = ("sum", "avg", "min", "max")  # over numbers only (min/max: or the event's time)
 TIMELY = ("first", "last", "min", "max")  # may name the event's time
 EVENT_TIME = "at"
-KEYS = {"name", "description", "event", "where", "aggregate", "property", "window"}
+KEYS = {"name", "description", "event", "where", "aggregate", "property", "window", "metric"}
+METRIC = re.compile(r"[a-z][a-z0-9_]{0,62}(\.[a-z][a-z0-9_]{0,62})?")
 MAX_DESCRIPTION = 2_000
 MAX_DOCUMENT_BYTES = 64 * 1024
 RELATIVE_OPS = ("within_last", "not_within_last")
@@ -82,6 +85,7 @@ class TraitSpec:
     aggregate: str
     property: Path | None
     window: Relative | None
+    metric: str | None = None  # a data dictionary metric's key
 
     @property
     def value_kind(self) -> str:
@@ -107,8 +111,6 @@ class TraitDef:
 class Trait(BaseModel):
     """A computed-trait definition as the API and ``--json`` show it."""
 
-    model_config = ConfigDict(from_attributes=True)
-
     id: str
     bu_id: str = Field(description="the business unit, or the group's id for a group-wide trait")
     name: str
@@ -118,6 +120,9 @@ class Trait(BaseModel):
     created_at: datetime
     created_by: str
     updated_at: datetime
+    metric: MetricRef | None = Field(
+        None, description="the data dictionary's metric: meaning, unit, currency, tax"
+    )
 
 
 # --- the document ---------------------------------------------------------------------------
@@ -199,6 +204,9 @@ def parse_definition(document: object) -> TraitSpec:
             ("aggregate",), f"{aggregate!r} is not an aggregate; use one of {', '.join(AGGREGATES)}"
         )
     window = node.get("window")
+    metric = node.get("metric")
+    if metric is not None and (not isinstance(metric, str) or not METRIC.fullmatch(metric)):
+        raise invalid(("metric",), "needs a data dictionary metric's key, e.g. revenue")
     return TraitSpec(
         name=name,
         description=description,
@@ -206,6 +214,7 @@ def parse_definition(document: object) -> TraitSpec:
         aggregate=aggregate,
         property=_property(node, aggregate),
         window=None if window is None else parse_relative(window, ("window",)),
+        metric=metric,
     )
 
 
@@ -271,12 +280,12 @@ def list_traits(session: Session, ctx: Context, bu: str | None = None) -> list[T
     ctx.require("profiles.read")
     query = select(TraitDefRow).order_by(TraitDefRow.name, TraitDefRow.bu_id)
     query = governance.in_scope(query, TraitDefRow.bu_id, session, ctx, bu)
-    return [Trait.model_validate(r) for r in session.scalars(query)]
+    return [_out(session, r) for r in session.scalars(query)]
 
 
 def get_trait(session: Session, ctx: Context, trait_id: str) -> Trait:
     ctx.require("profiles.read")
-    return Trait.model_validate(_visible_row(session, ctx, trait_id))
+    return _out(session, _visible_row(session, ctx, trait_id))
 
 
 def get_trait_named(session: Session, ctx: Context, name: str, bu: str | None = None) -> Trait:
@@ -293,7 +302,7 @@ def get_trait_named(session: Session, ctx: Context, name: str, bu: str | None = 
             f"{len(rows)} business units define a trait named {name!r}; name the unit (bu)",
             name=name,
         )
-    return Trait.model_validate(rows[0])
+    return _out(session, rows[0])
 
 
 def create_trait(session: Session, ctx: Context, document: object, bu: str | None = None) -> Trait:
@@ -302,6 +311,7 @@ def create_trait(session: Session, ctx: Context, document: object, bu: str | Non
     to ``oneloop traits recompute`` for a large unit)."""
     ctx.require("profiles.admin")
     spec = parse_definition(document)
+    _check_metric(session, spec)
     unit = governance.unit_id(session, ctx, bu)
     _check_unique(session, unit, spec.name)
     now = ctx.clock.now()
@@ -315,12 +325,13 @@ def create_trait(session: Session, ctx: Context, document: object, bu: str | Non
         created_at=now,
         created_by=str(ctx.user_id),
         updated_at=now,
+        metric=spec.metric,
     )
     session.add(row)
     session.flush()
     log.info("trait.created", extra={"trait_id": row.id, "bu_id": unit})
     audit.record(session, ctx, "trait.created", "trait", row.id, bu_id=row.bu_id)
-    return Trait.model_validate(row)
+    return _out(session, row)
 
 
 def update_trait(session: Session, ctx: Context, trait_id: str, document: object) -> Trait:
@@ -328,18 +339,20 @@ def update_trait(session: Session, ctx: Context, trait_id: str, document: object
     ctx.require("profiles.admin")
     row = _owned_row(session, ctx, trait_id)
     spec = parse_definition(document)
+    _check_metric(session, spec)
     if spec.name != row.name:
         _check_unique(session, row.bu_id, spec.name)
         _require_unused(session, row)
     row.name, row.description = spec.name, spec.description
     row.definition = dict(expect_mapping(document, ()))
+    row.metric = spec.metric
     row.version += 1
     row.updated_at = ctx.clock.now()
     session.flush()
     log.info("trait.updated", extra={"trait_id": row.id, "version": row.version})
     detail: dict[str, audit.DetailValue] = {"version": row.version}
     audit.record(session, ctx, "trait.updated", "trait", row.id, detail=detail, bu_id=row.bu_id)
-    return Trait.model_validate(row)
+    return _out(session, row)
 
 
 def delete_trait(session: Session, ctx: Context, trait_id: str) -> int:
@@ -401,6 +414,38 @@ def _owned_row(session: Session, ctx: Context, trait_id: str) -> TraitDefRow:
     if not governance.may_change(ctx, row.bu_id):
         raise NotFound(f"no trait {trait_id}", trait_id=trait_id)
     return row
+
+
+def _check_metric(session: Session, spec: TraitSpec) -> None:
+    """A trait that says which metric it computes names one the data dictionary defines,
+    so that "revenue" means the same in every unit."""
+    if spec.metric is not None and dictionary.find_metric(session, spec.metric) is None:
+        raise ValidationFailed(
+            "unknown metric",
+            [
+                FieldError(
+                    ("metric",),
+                    f"the data dictionary has no metric {spec.metric!r}; see "
+                    "`oneloop dictionary list --kind metric`",
+                )
+            ],
+        )
+
+
+def _out(session: Session, row: TraitDefRow) -> Trait:
+    """The definition with its metric as the dictionary defines it now."""
+    return Trait(
+        id=row.id,
+        bu_id=row.bu_id,
+        name=row.name,
+        description=row.description,
+        definition=row.definition,
+        version=row.version,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        updated_at=row.updated_at,
+        metric=None if row.metric is None else dictionary.find_metric(session, row.metric),
+    )
 
 
 def _check_unique(session: Session, unit: str, name: str) -> None:

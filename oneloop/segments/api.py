@@ -93,6 +93,20 @@ def delete_segment(segment_id: SegmentId, session: SessionDep, ctx: CallerDep) -
     return Response(status_code=204)
 
 
+Fields = Annotated[
+    str | None,
+    Query(
+        max_length=1000,
+        description="golden-record fields to add, comma-separated (masked without pii:read)",
+        examples=["name,phone,email"],
+    ),
+]
+
+
+def _split(fields: str | None) -> list[str]:
+    return [f for f in (fields or "").split(",") if f.strip()]
+
+
 @router.get("/{segment_id}/members", summary="Members by profile id, a page at a time")
 def get_members(
     segment_id: SegmentId,
@@ -100,18 +114,23 @@ def get_members(
     ctx: CallerDep,
     cursor: Annotated[str | None, Query(max_length=64, description="next_cursor")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    fields: Fields = None,
 ) -> MemberPage:
-    return service.list_members(session, ctx, segment_id, cursor=cursor, limit=limit)
+    return service.list_members(
+        session, ctx, segment_id, cursor=cursor, limit=limit, fields=_split(fields)
+    )
 
 
 @router.get(
     "/{segment_id}/export.csv",
-    summary="Every member as CSV (profile_id, entered_at)",
+    summary="Every member as CSV (profile_id, entered_at, and the fields asked for)",
     response_class=StreamingResponse,
     responses={200: {"content": {"text/csv": {}}}},
 )
-def export_members(segment_id: SegmentId, session: SessionDep, ctx: CallerDep) -> StreamingResponse:
-    chunks = service.export_csv(session, ctx, segment_id)
+def export_members(
+    segment_id: SegmentId, session: SessionDep, ctx: CallerDep, fields: Fields = None
+) -> StreamingResponse:
+    chunks = service.export_csv(session, ctx, segment_id, _split(fields))
     return StreamingResponse(
         chunks,
         media_type="text/csv; charset=utf-8",

@@ -33,6 +33,12 @@ segments_app = typer.Typer(
 AsJson = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
 Bu = Annotated[str | None, typer.Option("--bu", help="business unit code (default: the group)")]
 Ref = Annotated[str, typer.Argument(help="the segment's code (e.g. repeat_buyers) or id")]
+GoldenFields = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--field", help="a golden-record field to add (repeat it); masked without pii:read"
+    ),
+]
 RuleFile = Annotated[
     Path,
     typer.Option("--file", exists=True, dir_okay=False, help="the rule, YAML or JSON"),
@@ -173,32 +179,45 @@ def preview(
 
 
 @segments_app.command(
-    "members", epilog="Example: oneloop segments members repeat_buyers --bu north --limit 50"
+    "members",
+    epilog="Example: oneloop segments members repeat_buyers --bu north --limit 50 --field name",
 )
 def members(
     ref: Ref,
     bu: Bu = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
     cursor: Annotated[str | None, typer.Option(help="the previous page's next cursor")] = None,
+    field: GoldenFields = None,
     as_json: AsJson = False,
 ) -> None:
-    """Page through a segment's members (profile id, when they entered)."""
+    """Page through a segment's members (profile id, when they entered, and fields)."""
     with reported_errors(), cli_session() as (session, ctx):
         segment = _find(session, ctx, ref, bu)
-        page = service.list_members(session, ctx, segment.id, cursor=cursor, limit=limit)
+        page = service.list_members(
+            session, ctx, segment.id, cursor=cursor, limit=limit, fields=field or ()
+        )
     if as_json:
         print_json(page)
         return
-    table = Table("profile", "entered")
+    table = Table("profile", "entered", *(field or ()))
     for m in page.members:
-        table.add_row(m.profile_id, f"{m.entered_at:%Y-%m-%d %H:%M}")
+        shown = (escape(_cell(m.fields.get(f))) for f in field or ())
+        table.add_row(m.profile_id, f"{m.entered_at:%Y-%m-%d %H:%M}", *shown)
     console.print(table)
     if page.next_cursor:
         console.print(f"[dim]more: --cursor {page.next_cursor}[/]")
 
 
+def _cell(value: object) -> str:
+    return "" if value is None else str(value)
+
+
 @segments_app.command(
-    "export", epilog="Example: oneloop segments export repeat_buyers --bu north -o buyers.csv"
+    "export",
+    epilog=(
+        "Example: oneloop segments export repeat_buyers --bu north --field name --field phone "
+        "-o buyers.csv"
+    ),
 )
 def export(
     ref: Ref,
@@ -206,11 +225,12 @@ def export(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", dir_okay=False, help="file (default: stdout)")
     ] = None,
+    field: GoldenFields = None,
 ) -> None:
-    """Write every member as CSV (profile_id, entered_at)."""
+    """Write every member as CSV (profile_id, entered_at, and the fields asked for)."""
     with reported_errors(), cli_session() as (session, ctx):
         segment = _find(session, ctx, ref, bu)
-        chunks = service.export_csv(session, ctx, segment.id)
+        chunks = service.export_csv(session, ctx, segment.id, field or ())
         if output is None:
             for chunk in chunks:
                 typer.echo(chunk, nl=False)

@@ -96,6 +96,10 @@ class SegmentMember(BaseModel):
 
     profile_id: str
     entered_at: datetime
+    fields: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the golden-record fields asked for; masked without pii:read",
+    )  # Any: JSON scalars
 
 
 class MemberPage(BaseModel):

@@ -19,7 +19,8 @@ import io
 import logging
 import math
 import random
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,12 +30,14 @@ from sqlalchemy.orm import Session
 
 from oneloop.core.context import Context
 from oneloop.core.db import in_chunks, in_tenancy
-from oneloop.core.errors import Conflict, NotFound
+from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
-from oneloop.governance import audit
+from oneloop.governance import audit, pii
 from oneloop.governance import service as governance
+from oneloop.profiles import traits
 from oneloop.profiles.filters import When, invalid, zone_of
 from oneloop.profiles.models import TagRow
+from oneloop.profiles.traits import GOLDEN
 from oneloop.segments import language, live
 from oneloop.segments.compile import (
     Bound,
@@ -74,6 +77,8 @@ ULID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 BUCKETS = [a + b for a in ULID_ALPHABET for b in ULID_ALPHABET]  # the ids' last two characters
 CSV_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 CSV_BATCH = 1_000
+MAX_FIELDS = 20
+FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,62}(\.[A-Za-z][A-Za-z0-9_]{0,62})?")
 
 Progress = Callable[[int, int], None]
 
@@ -367,10 +372,15 @@ def list_members(
     *,
     cursor: str | None = None,
     limit: int = 100,
+    fields: Sequence[str] = (),
 ) -> MemberPage:
-    """Members by profile id; ``cursor`` is the previous page's ``next_cursor``."""
+    """Members by profile id; ``cursor`` is the previous page's ``next_cursor``. ``fields``
+    adds golden-record fields (``phone``, ``name`` …) to each member, masked as the data
+    dictionary classifies them for a caller without ``pii:read``; with it, the read is
+    audited (which fields, how many members)."""
     ctx.require(READ)
     row = _row(session, ctx, segment_id)
+    wanted = _fields(fields)
     query = (
         select(MemberRow)
         .where(MemberRow.segment_id == row.id)
@@ -382,29 +392,72 @@ def list_members(
     found = list(session.scalars(query))
     page = [SegmentMember.model_validate(m) for m in found[:limit]]
     more = len(found) > limit
+    if wanted:
+        view = pii.view(session, ctx)
+        values = _golden(session, wanted, [m.profile_id for m in page])
+        for member in page:
+            member.fields = {
+                name: view.trait(name, values[name].get(member.profile_id)) for name in wanted
+            }
+        view.audit(session, "segment", row.id, rows=len(page), bu_id=row.bu_id)
     return MemberPage(
         segment_id=row.id, members=page, next_cursor=page[-1].profile_id if more else None
     )
 
 
-def export_csv(session: Session, ctx: Context, segment_id: str) -> Iterator[str]:
-    """CSV text (``profile_id,entered_at``) in chunks, for streaming. Checked and audited now
-    (the entry commits with the caller's transaction), read as the caller iterates; a cell
-    that a spreadsheet would run as a formula is neutralised."""
+def export_csv(
+    session: Session, ctx: Context, segment_id: str, fields: Sequence[str] = ()
+) -> Iterator[str]:
+    """CSV text (``profile_id,entered_at`` and the golden-record ``fields`` asked for, masked
+    as in ``list_members``) in chunks, for streaming. Checked and audited now (the entries
+    commit with the caller's transaction), read as the caller iterates; a cell that a
+    spreadsheet would run as a formula is neutralised."""
     ctx.require(EXPORT)
     row = _row(session, ctx, segment_id)
+    wanted = _fields(fields)
     rows = session.scalar(
         select(func.count()).select_from(MemberRow).where(MemberRow.segment_id == row.id)
     )
+    view = pii.view(session, ctx)
+    view.will_show_traits(wanted)
     log.info("segment.exported", extra={"segment_id": row.id, "user_id": ctx.user_id})
-    audit.record(session, ctx, "segment.exported", "segment", row.id, detail={"rows": rows or 0})
-    return _csv_chunks(session, row.id)
+    detail: dict[str, audit.DetailValue] = {"rows": rows or 0}
+    if wanted:
+        detail["fields"] = list(wanted)
+    audit.record(session, ctx, "segment.exported", "segment", row.id, detail=detail)
+    view.audit(session, "segment", row.id, rows=rows or 0, bu_id=row.bu_id)
+    return _csv_chunks(session, row.id, wanted, view)
 
 
-def _csv_chunks(session: Session, segment_id: str) -> Iterator[str]:
+def _fields(fields: Sequence[str]) -> tuple[str, ...]:
+    """The golden-record fields asked for, checked: names, not expressions."""
+    wanted = tuple(dict.fromkeys(f.strip() for f in fields if f.strip()))
+    if len(wanted) > MAX_FIELDS:
+        raise ValidationFailed(
+            "too many fields", [FieldError(("fields",), f"at most {MAX_FIELDS} fields")]
+        )
+    for i, name in enumerate(wanted):
+        if not FIELD_NAME.fullmatch(name):
+            raise ValidationFailed(
+                "not a golden-record field",
+                [FieldError(("fields", i), f"{name!r} is not a field name such as phone or name")],
+            )
+    return wanted
+
+
+def _golden(
+    session: Session, fields: Sequence[str], profile_ids: Sequence[str]
+) -> dict[str, dict[str, object]]:
+    """field → profile id → the golden-record value (as the profiles domain keeps it)."""
+    return {name: traits.values_of(session, f"{GOLDEN}{name}", profile_ids) for name in fields}
+
+
+def _csv_chunks(
+    session: Session, segment_id: str, fields: Sequence[str], view: pii.PiiView
+) -> Iterator[str]:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["profile_id", "entered_at"])
+    writer.writerow(["profile_id", "entered_at", *fields])
     rows = session.execute(
         select(MemberRow.profile_id, MemberRow.entered_at)
         .where(MemberRow.segment_id == segment_id)
@@ -412,8 +465,16 @@ def _csv_chunks(session: Session, segment_id: str) -> Iterator[str]:
         .execution_options(yield_per=CSV_BATCH)
     )
     for batch in rows.partitions():
+        values = _golden(session, fields, [p for p, _ in batch]) if fields else {}
         for profile_id, entered_at in batch:
-            writer.writerow([safe_cell(profile_id), entered_at.isoformat()])
+            shown = (view.trait(name, values[name].get(profile_id)) for name in fields)
+            writer.writerow(
+                [
+                    safe_cell(profile_id),
+                    entered_at.isoformat(),
+                    *(safe_cell("" if v is None else str(v)) for v in shown),
+                ]
+            )
         yield out.getvalue()
         out.seek(0)
         out.truncate()

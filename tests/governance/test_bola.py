@@ -77,12 +77,17 @@ BODIES: dict[tuple[str, str], Any] = {
     ("/api/v1/profiles/{profile_id}/tags/{tag_id}", "put"): {"reason": "testing isolation"},
     ("/api/v1/tags/{tag_id}/bulk", "post"): ("csv", "type,value\nphone,13900000001\n"),
     ("/api/v1/segments/{segment_id}", "put"): {"name": "Taken over", "rule": SEGMENT_RULE},
+    ("/api/v1/profiles/{profile_id}/consent", "post"): {
+        "purpose": "marketing",
+        "status": "granted",
+    },
 }
 
 # Required query parameters, likewise.
 QUERIES: dict[tuple[str, str], dict[str, str]] = {
     ("/api/v1/profiles/{profile_id}/tags/{tag_id}", "delete"): {"reason": "testing isolation"},
     ("/api/v1/tags/{tag_id}/bulk", "post"): {"reason": "testing isolation"},
+    ("/api/v1/profiles/{profile_id}/may-contact", "get"): {"purpose": "marketing"},
 }
 
 

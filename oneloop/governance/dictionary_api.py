@@ -1,0 +1,74 @@
+"""HTTP for the data dictionary: ``/api/v1/dictionary``. Every signed-in caller reads it;
+changing an entry needs ``dictionary.manage`` (the service checks)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path, Query
+
+from oneloop.api.auth import CallerDep
+from oneloop.api.deps import SessionDep
+from oneloop.governance import dictionary
+from oneloop.governance.dictionary_schemas import (
+    Classification,
+    Entry,
+    EntryIn,
+    EntryKind,
+    EntryPage,
+    EntryVersion,
+)
+
+router = APIRouter(prefix="/api/v1/dictionary", tags=["dictionary"])
+
+Key = Annotated[str, Path(max_length=100, description="the entry's key, e.g. phone or revenue")]
+
+EXAMPLE = {
+    "kind": "metric",
+    "name_zh": "销售额（含税）",
+    "name_en": "Revenue (incl. VAT)",
+    "description_zh": "订单实付金额之和，含增值税，单位人民币元。",
+    "description_en": "The sum of what orders cost the customer, VAT included, in CNY.",
+    "data_type": "money",
+    "currency": "CNY",
+    "includes_tax": True,
+    "classification": "internal",
+    "lineage": [{"kind": "property", "event": "Order Completed", "name": "total"}],
+    "note": "revenue includes VAT in every unit",
+}
+
+
+@router.get("", summary="Fields and metrics of the data dictionary, by key, paged by cursor")
+def list_entries(
+    session: SessionDep,
+    ctx: CallerDep,
+    kind: Annotated[EntryKind | None, Query(description="field or metric")] = None,
+    classification: Annotated[
+        Classification | None, Query(description="public, internal, pii or sensitive_pii")
+    ] = None,
+    cursor: Annotated[str | None, Query(max_length=100, description="next_cursor")] = None,
+    limit: Annotated[int, Query(ge=1, le=dictionary.MAX_PAGE)] = 100,
+) -> EntryPage:
+    return dictionary.list_entries(
+        session, ctx, kind=kind, classification=classification, cursor=cursor, limit=limit
+    )
+
+
+@router.get("/{key}", summary="One entry as it stands (its newest version)")
+def get_entry(key: Key, session: SessionDep, ctx: CallerDep) -> Entry:
+    return dictionary.get_entry(session, ctx, key)
+
+
+@router.put("/{key}", summary="Create an entry or change it (a new version)")
+def put_entry(
+    key: Key,
+    data: Annotated[EntryIn, Body(openapi_examples={"revenue": {"value": EXAMPLE}})],
+    session: SessionDep,
+    ctx: CallerDep,
+) -> Entry:
+    return dictionary.set_entry(session, ctx, key, data)
+
+
+@router.get("/{key}/versions", summary="Every version of an entry, newest first")
+def get_versions(key: Key, session: SessionDep, ctx: CallerDep) -> list[EntryVersion]:
+    return dictionary.list_versions(session, ctx, key)
