@@ -77,6 +77,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("/api/v1/profiles/{profile_id}/tags/{tag_id}", "put"): {"reason": "testing isolation"},
     ("/api/v1/tags/{tag_id}/bulk", "post"): ("csv", "type,value\nphone,13900000001\n"),
     ("/api/v1/segments/{segment_id}", "put"): {"name": "Taken over", "rule": SEGMENT_RULE},
+    ("/api/v1/privacy/requests/{request_id}/reject", "post"): {"reason": "testing isolation"},
 }
 
 # Required query parameters, likewise.
@@ -156,6 +157,11 @@ def other(engine: Engine, session: Session, ctx: Context, clock: FixedClock, app
         "/api/v1/api-keys", json={"name": "south BI", "scopes": ["segments.read"]}
     )
     assert key.status_code == 201, key.text
+    make_user(session, ctx, "cleo@south.example.com", "south", "compliance_officer")
+    dsar = signed_in(app, "cleo@south.example.com").post(
+        "/api/v1/privacy/requests", json={"kind": "access", "profile_id": profiles[0]}
+    )
+    assert dsar.status_code == 201, dsar.text
     review = ReviewRow(
         id="01REVIEWSOUTH0000000000000",
         left_id=profiles[0],
@@ -186,6 +192,7 @@ def other(engine: Engine, session: Session, ctx: Context, clock: FixedClock, app
         "trait_id": trait["id"],
         "segment_id": segment["id"],
         "review_id": review.id,
+        "request_id": dsar.json()["request"]["id"],
         "prefix": write_key[:PREFIX_SHOWN],
     }
     markers = {
@@ -296,7 +303,7 @@ def test_lists_and_searches_never_show_another_units_rows(other: Other, app: Fas
         "plan_id",
         "dead_letter_id",
     } <= seen_by_group
-    assert {"user_id", "key_id", "review_id"} <= seen_by_group
+    assert {"user_id", "key_id", "review_id", "request_id"} <= seen_by_group
 
     for kind, value in (
         ("phone", "13900000001"),
