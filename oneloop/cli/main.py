@@ -18,6 +18,7 @@ from oneloop.demo.cli import demo_app
 from oneloop.governance.audit_cli import audit_app
 from oneloop.governance.cli import bu_app
 from oneloop.governance.privacy_cli import privacy_app
+from oneloop.governance.sharing_cli import sharing_app
 from oneloop.governance.users_cli import apikeys_app, roles_app, users_app
 from oneloop.identity.cli import identity_app
 from oneloop.profiles.cli import profiles_app, tags_app
@@ -38,6 +39,7 @@ app.add_typer(roles_app, name="roles")
 app.add_typer(apikeys_app, name="apikeys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(privacy_app, name="privacy")
+app.add_typer(sharing_app, name="sharing")
 app.add_typer(sources_app, name="sources")
 app.add_typer(plans_app, name="plans")
 app.add_typer(deadletters_app, name="deadletters")

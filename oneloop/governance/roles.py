@@ -55,6 +55,10 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
         "create users, grant and revoke roles, unlock, deactivate, revoke API keys",
     ),
     "governance.role.manage": ("管理角色", "create, change and delete custom roles"),
+    "governance.sharing.manage": (
+        "管理数据共享",
+        "let another unit read some of your unit's traits, tags, scores or events",
+    ),
 }
 
 _MARKETING = {

@@ -30,7 +30,6 @@ from oneloop.identity.models import (
 )
 from oneloop.identity.service import current_id
 
-
 ERASED_TABLES = (
     "identity_edge",
     "identity_pin",
