@@ -162,6 +162,11 @@ def other(engine: Engine, session: Session, ctx: Context, clock: FixedClock, app
         "/api/v1/privacy/requests", json={"kind": "access", "profile_id": profiles[0]}
     )
     assert dsar.status_code == 201, dsar.text
+    # South lets north read its order traits: north may list the policy, never withdraw it.
+    shared = made(
+        "/api/v1/sharing-policies",
+        {"owner": "south", "reader": "north", "resource": "traits", "names": ["orders_90d"]},
+    )
     review = ReviewRow(
         id="01REVIEWSOUTH0000000000000",
         left_id=profiles[0],
@@ -193,10 +198,11 @@ def other(engine: Engine, session: Session, ctx: Context, clock: FixedClock, app
         "segment_id": segment["id"],
         "review_id": review.id,
         "request_id": dsar.json()["request"]["id"],
+        "policy_id": shared["id"],
         "prefix": write_key[:PREFIX_SHOWN],
     }
     markers = {
-        **{name: value for name, value in params.items() if name not in {"code", "bu"}},
+        **{n: v for n, v in params.items() if n not in {"code", "bu", "policy_id"}},
         "second profile": profiles[1],
         "phone": "13900000001",
         "email": "bee@south.example.com",
