@@ -22,7 +22,15 @@ from oneloop.core.db import create_db_engine, session_factory
 from oneloop.core.ids import new_id
 from oneloop.core.logging import configure_logging, request_id_var
 from oneloop.governance import api as governance_api
-from oneloop.governance import audit_api, auth_api, consent_api, dictionary_api, users_api
+from oneloop.governance import (
+    audit_api,
+    auth_api,
+    consent_api,
+    dictionary_api,
+    privacy_api,
+    sharing_api,
+    users_api,
+)
 from oneloop.identity import api as identity_api
 from oneloop.profiles import api as profiles_api
 from oneloop.profiles import traits_api
@@ -117,6 +125,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(auth_api.router)
     app.include_router(governance_api.router)
     app.include_router(users_api.router)
+    app.include_router(privacy_api.router)
+    app.include_router(sharing_api.router)
     app.include_router(audit_api.router)
     app.include_router(dictionary_api.router)
     app.include_router(consent_api.router)

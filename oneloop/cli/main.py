@@ -19,6 +19,8 @@ from oneloop.governance.audit_cli import audit_app
 from oneloop.governance.cli import bu_app
 from oneloop.governance.consent_cli import consent_app
 from oneloop.governance.dictionary_cli import dictionary_app
+from oneloop.governance.privacy_cli import privacy_app
+from oneloop.governance.sharing_cli import sharing_app
 from oneloop.governance.users_cli import apikeys_app, roles_app, users_app
 from oneloop.identity.cli import identity_app
 from oneloop.profiles.cli import profiles_app, tags_app
@@ -40,6 +42,8 @@ app.add_typer(apikeys_app, name="apikeys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(dictionary_app, name="dictionary")
 app.add_typer(consent_app, name="consent")
+app.add_typer(privacy_app, name="privacy")
+app.add_typer(sharing_app, name="sharing")
 app.add_typer(sources_app, name="sources")
 app.add_typer(plans_app, name="plans")
 app.add_typer(deadletters_app, name="deadletters")

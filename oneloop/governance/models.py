@@ -265,3 +265,26 @@ class DictionaryVersionRow(Base):
     note: Mapped[str | None] = mapped_column(String(500))
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
     changed_by: Mapped[str] = mapped_column(String(200))
+
+
+class SharingPolicyRow(Base):
+    """One unit lets another read some of its data about the customers they share: which
+    resource (computed traits, tags, scores, events) and which names of it (``["*"]``: all).
+    Only what is named is shared, and only for profiles the reader already sees (those that
+    touched the reader's unit): a policy widens what a unit sees of a customer, never which
+    customers it sees."""
+
+    __tablename__ = "governance_sharing_policy"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    owner_bu_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("governance_business_unit.id"), index=True
+    )
+    reader_bu_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("governance_business_unit.id"), index=True
+    )
+    resource: Mapped[str] = mapped_column(String(16))
+    names: Mapped[list[str]] = mapped_column(Json)
+    note: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(200))

@@ -55,6 +55,10 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
         "create users, grant and revoke roles, unlock, deactivate, revoke API keys",
     ),
     "governance.role.manage": ("管理角色", "create, change and delete custom roles"),
+    "governance.sharing.manage": (
+        "管理数据共享",
+        "let another unit read some of your unit's traits, tags, scores or events",
+    ),
 }
 
 _MARKETING = {
@@ -69,7 +73,16 @@ _MARKETING = {
     "consent.read",
     "governance.bu.read",
 }
-_SALES = {"profiles.read", "profiles.tag", "segments.read", "consent.read", "governance.bu.read"}
+# The 360 view shows a customer's identifiers and golden record (identity's), so whoever
+# reads profiles reads identity too.
+_SALES = {
+    "profiles.read",
+    "identity.read",
+    "profiles.tag",
+    "segments.read",
+    "consent.read",
+    "governance.bu.read",
+}
 
 
 @dataclass(frozen=True)

@@ -282,3 +282,33 @@ class VerifyResult(BaseModel):
     entries: int = Field(description="entries checked")
     bad_seq: int | None = None
     reason: str | None = None
+
+
+Resource = Literal["traits", "tags", "scores", "events"]
+
+
+class SharingPolicyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    owner: str = Field(description="code of the unit whose data is shared", examples=["appliances"])
+    reader: str = Field(description="code of the unit that may read it", examples=["service"])
+    resource: Resource = Field(description="computed traits, tags, scores or events")
+    names: list[str] = Field(
+        min_length=1,
+        description="trait names, tag codes, score model codes or event names; ['*'] for all",
+        examples=[["orders_90d", "revenue_90d"]],
+    )
+    note: str = Field(default="", max_length=500)
+
+
+class SharingPolicy(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    owner_bu_id: str
+    reader_bu_id: str
+    resource: str
+    names: list[str]
+    note: str
+    created_at: datetime
+    created_by: str

@@ -23,12 +23,15 @@ from sqlalchemy import insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from oneloop.collect.consumers import register
+from oneloop.collect.erasure import scrub_events
 from oneloop.collect.log import LoggedEvent
 from oneloop.core.clock import SystemClock
 from oneloop.core.context import system_context
 from oneloop.core.db import in_chunks
 from oneloop.core.ids import new_id
 from oneloop.governance import service as governance
+from oneloop.governance import suppression
+from oneloop.governance.scrub import PiiValues
 from oneloop.identity import graph
 from oneloop.identity.models import (
     ChangeRow,
@@ -661,6 +664,7 @@ def resolve(
     work = WorkingSet(session, rules, now, actor)
     units = unit_codes(session)
     extracted = [extract(e, rules, units) for e in todo]
+    _suppress(session, todo, extracted)
     # Rows are read in bulk and written once at the end: flushing before every read would
     # write the same rows many times over.
     with session.no_autoflush:
@@ -706,6 +710,31 @@ def resolve(
     work.changes.events = len(todo)
     session.flush()
     return work.changes
+
+
+def _suppress(session: Session, events: Sequence[LoggedEvent], extracted: list[Extracted]) -> None:
+    """An event carrying an erased person's identifier resolves to nobody, and what it says
+    about them is taken out of the log at once: re-ingesting old data must not bring the
+    person back (the suppression list, ``governance.suppression``)."""
+    blocked = suppression.suppressed(
+        session, {(k.type, k.value) for x in extracted for k in x.keys}
+    )
+    if not blocked:
+        return
+    hidden: list[int] = []
+    pii = PiiValues()
+    for event, x in zip(events, extracted, strict=True):
+        if any((k.type, k.value) in blocked for k in x.keys):
+            for key in x.keys:
+                pii.add(key.value)
+            x.keys, x.rejected, x.has_traits = [], [], False
+            hidden.append(event.seq)
+    for event in events:
+        if event.seq in hidden:
+            for _, value in event.identifiers:
+                pii.add(value)
+    scrub_events(session, hidden, pii)
+    log.info("identity.suppressed", extra={"events": len(hidden)})
 
 
 def edges_of(session: Session, ids: Sequence[str]) -> Iterator[EdgeRow]:

@@ -23,6 +23,7 @@ def target_metadata() -> MetaData:
     import oneloop.collect.models
     import oneloop.core.models
     import oneloop.governance.models
+    import oneloop.governance.privacy_models
     import oneloop.identity.models
     import oneloop.profiles.models
     import oneloop.segments.models  # noqa: F401

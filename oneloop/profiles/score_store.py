@@ -23,6 +23,7 @@ from sqlalchemy import ColumnElement, Row, delete, func, insert, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from oneloop.governance import service as governance
+from oneloop.governance.exclusion import profiling_allowed
 from oneloop.profiles import tags
 from oneloop.profiles.filters import When
 from oneloop.profiles.models import (
@@ -170,7 +171,9 @@ def rebuild(
         delete(H).where(H.model_id == model.id, H.profile_id.in_(profiles)),
         execution_options={"synchronize_session": False},  # history is never loaded as objects
     )
-    query = select(*EVENT_COLUMNS).where(E.profile_id.in_(profiles), rules_sql(model))
+    query = select(*EVENT_COLUMNS).where(
+        E.profile_id.in_(profiles), rules_sql(model), profiling_allowed(E.profile_id)
+    )
     if model.unit is not None:
         query = query.where(E.bu_id == model.unit)
     grouped: dict[str, list[Event]] = {}

@@ -28,6 +28,7 @@ from oneloop.core.context import Context
 from oneloop.core.db import Unindexed, in_chunks
 from oneloop.core.errors import NotFound
 from oneloop.governance import service as governance
+from oneloop.governance.exclusion import excluded
 from oneloop.profiles import score_store as store
 from oneloop.profiles.filters import When, zone_of
 from oneloop.profiles.models import ProfileTagRow, ScoreModelRow, ScoreRow
@@ -116,7 +117,10 @@ def refresh(
         return set()
     found = store.ThresholdTags(session)
     changed: set[str] = set()
-    redo = sorted(set(replay))
+    # The people who objected to profiling (or were erased) are never scored.
+    out = excluded(session, {*new_events, *replay})
+    new_events = {p: seqs for p, seqs in new_events.items() if p not in out}
+    redo = sorted(set(replay) - out)
     for chunk in in_chunks(redo):
         changed |= store.replay(session, models, chunk, when, found)
     skip = set(redo)

@@ -426,3 +426,14 @@ def ordered(
     for k in by_key:
         visit(k)
     return out
+
+
+def memberships(session: Session, profile_ids: Sequence[str]) -> list[dict[str, str]]:
+    """The segments the profiles are in now, for a person's own copy of their data."""
+    rows = session.execute(
+        select(SegmentRow.code, SegmentRow.name, MemberRow.entered_at)
+        .join(MemberRow, MemberRow.segment_id == SegmentRow.id)
+        .where(MemberRow.profile_id.in_(profile_ids))
+        .order_by(SegmentRow.code)
+    )
+    return [{"segment": c, "name": n, "entered_at": at.isoformat()} for c, n, at in rows]

@@ -81,6 +81,7 @@ BODIES: dict[tuple[str, str], Any] = {
         "purpose": "marketing",
         "status": "granted",
     },
+    ("/api/v1/privacy/requests/{request_id}/reject", "post"): {"reason": "testing isolation"},
 }
 
 # Required query parameters, likewise.
@@ -161,6 +162,16 @@ def other(engine: Engine, session: Session, ctx: Context, clock: FixedClock, app
         "/api/v1/api-keys", json={"name": "south BI", "scopes": ["segments.read"]}
     )
     assert key.status_code == 201, key.text
+    make_user(session, ctx, "cleo@south.example.com", "south", "compliance_officer")
+    dsar = signed_in(app, "cleo@south.example.com").post(
+        "/api/v1/privacy/requests", json={"kind": "access", "profile_id": profiles[0]}
+    )
+    assert dsar.status_code == 201, dsar.text
+    # South lets north read its order traits: north may list the policy, never withdraw it.
+    shared = made(
+        "/api/v1/sharing-policies",
+        {"owner": "south", "reader": "north", "resource": "traits", "names": ["orders_90d"]},
+    )
     review = ReviewRow(
         id="01REVIEWSOUTH0000000000000",
         left_id=profiles[0],
@@ -191,10 +202,12 @@ def other(engine: Engine, session: Session, ctx: Context, clock: FixedClock, app
         "trait_id": trait["id"],
         "segment_id": segment["id"],
         "review_id": review.id,
+        "request_id": dsar.json()["request"]["id"],
+        "policy_id": shared["id"],
         "prefix": write_key[:PREFIX_SHOWN],
     }
     markers = {
-        **{name: value for name, value in params.items() if name not in {"code", "bu"}},
+        **{n: v for n, v in params.items() if n not in {"code", "bu", "policy_id"}},
         "second profile": profiles[1],
         "phone": "13900000001",
         "email": "bee@south.example.com",
@@ -301,7 +314,7 @@ def test_lists_and_searches_never_show_another_units_rows(other: Other, app: Fas
         "plan_id",
         "dead_letter_id",
     } <= seen_by_group
-    assert {"user_id", "key_id", "review_id"} <= seen_by_group
+    assert {"user_id", "key_id", "review_id", "request_id"} <= seen_by_group
 
     for kind, value in (
         ("phone", "13900000001"),

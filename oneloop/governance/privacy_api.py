@@ -1,0 +1,89 @@
+"""HTTP for privacy requests: ``/api/v1/privacy/requests``. A unit logs and follows its
+requests; the group executes them (403 for a unit: the request reaches every unit's data).
+An access request's export is in the answer that executes it, and is not kept."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path, Query
+from sqlalchemy.orm import Session
+
+from oneloop.api.auth import CallerDep
+from oneloop.api.deps import SessionDep
+from oneloop.core.context import Context
+from oneloop.governance import privacy
+from oneloop.governance.privacy_models import PrivacyRequestRow
+from oneloop.governance.privacy_schemas import Executed, PrivacyRequest, PrivacyRequestIn, RejectIn
+
+router = APIRouter(prefix="/api/v1/privacy/requests", tags=["privacy requests"])
+
+RequestId = Annotated[str, Path(description="the request's id", max_length=64)]
+
+
+def _out(row: PrivacyRequestRow, ctx: Context) -> PrivacyRequest:
+    made = PrivacyRequest.model_validate(row)
+    made.is_overdue = privacy.is_overdue(row, ctx.clock.now())
+    return made
+
+
+@router.get("", summary="Privacy requests, nearest deadline first")
+def list_requests(
+    session: SessionDep,
+    ctx: CallerDep,
+    status: Annotated[
+        str | None, Query(description="received, completed or rejected", max_length=16)
+    ] = None,
+    overdue: Annotated[bool, Query(description="only open requests past their deadline")] = False,
+) -> list[PrivacyRequest]:
+    return [
+        _out(r, ctx) for r in privacy.list_requests(session, ctx, status=status, overdue=overdue)
+    ]
+
+
+@router.post("", summary="Log a request (and carry it out at once with execute)", status_code=201)
+def create_request(
+    data: Annotated[
+        PrivacyRequestIn,
+        Body(
+            openapi_examples={
+                "erasure by email": {
+                    "value": {
+                        "kind": "erasure",
+                        "profile_id": "01J…",
+                        "channel": "email",
+                        "note": "ticket 4711",
+                    }
+                }
+            }
+        ),
+    ],
+    session: SessionDep,
+    ctx: CallerDep,
+) -> Executed:
+    row = privacy.create_request(session, ctx, data.kind, data.profile_id, data.channel, data.note)
+    if not data.execute:
+        return Executed(request=_out(row, ctx))
+    return _executed(session, ctx, row.id)
+
+
+@router.get("/{request_id}", summary="A request, its deadline and what was done")
+def get_request(request_id: RequestId, session: SessionDep, ctx: CallerDep) -> PrivacyRequest:
+    return _out(privacy.get_request(session, ctx, request_id), ctx)
+
+
+@router.post("/{request_id}/execute", summary="Carry a request out (the group only)")
+def execute(request_id: RequestId, session: SessionDep, ctx: CallerDep) -> Executed:
+    return _executed(session, ctx, request_id)
+
+
+@router.post("/{request_id}/reject", summary="Refuse a request, saying why")
+def reject(
+    request_id: RequestId, data: RejectIn, session: SessionDep, ctx: CallerDep
+) -> PrivacyRequest:
+    return _out(privacy.reject(session, ctx, request_id, data.reason), ctx)
+
+
+def _executed(session: Session, ctx: Context, request_id: str) -> Executed:
+    row, document = privacy.execute(session, ctx, request_id)
+    return Executed(request=_out(row, ctx), document=document)

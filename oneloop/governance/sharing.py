@@ -1,0 +1,115 @@
+"""Sharing policies between business units: the data that lets one unit read another's.
+
+Each unit keeps its data to itself by default; its admins (or the group's) may let another
+unit read some of it, named: "Service may read Appliances' order summary traits, not its raw
+events" is a policy ``traits: [orders_90d, revenue_90d]`` from appliances to service. The
+profiles domain asks ``shared_with`` which units' definitions and events to add to what a
+unit's user sees of a customer they already see.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from oneloop.core.context import Context
+from oneloop.core.errors import FieldError, NotFound, ValidationFailed
+from oneloop.core.ids import new_id
+from oneloop.governance import audit
+from oneloop.governance.models import SharingPolicyRow
+from oneloop.governance.schemas import BusinessUnit, Resource, SharingPolicy, SharingPolicyIn
+from oneloop.governance.service import get_business_unit, list_business_units
+
+MANAGE = "governance.sharing.manage"
+ALL = "*"
+
+
+def create_policy(session: Session, ctx: Context, data: SharingPolicyIn) -> SharingPolicy:
+    """A unit's admins share their own unit's data; the group's admins any unit's."""
+    ctx.require(MANAGE)
+    owner = get_business_unit(session, ctx, data.owner)
+    reader = _any_unit(session, data.reader)
+    if owner.id == reader.id or reader.kind == "group":
+        raise ValidationFailed(
+            "a policy shares with another unit",
+            [FieldError(("reader",), "name another business unit (the group already sees all)")],
+        )
+    now = ctx.clock.now()
+    row = SharingPolicyRow(
+        id=new_id(now),
+        owner_bu_id=owner.id,
+        reader_bu_id=reader.id,
+        resource=data.resource,
+        names=sorted(set(data.names)),
+        note=data.note,
+        created_at=now,
+        created_by=ctx.user_id,
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        ctx,
+        "sharing.created",
+        "sharing_policy",
+        row.id,
+        detail={"resource": row.resource, "names": row.names, "reader": reader.code},
+        bu_id=owner.id,
+    )
+    return SharingPolicy.model_validate(row)
+
+
+def list_policies(session: Session, ctx: Context) -> list[SharingPolicy]:
+    """The policies a unit gives and receives; the group's every one."""
+    ctx.require("governance.bu.read")
+    query = select(SharingPolicyRow).order_by(SharingPolicyRow.created_at, SharingPolicyRow.id)
+    if not ctx.is_group_wide:
+        query = query.where(
+            (SharingPolicyRow.owner_bu_id == ctx.bu_id)
+            | (SharingPolicyRow.reader_bu_id == ctx.bu_id)
+        )
+    return [SharingPolicy.model_validate(r) for r in session.scalars(query)]
+
+
+def delete_policy(session: Session, ctx: Context, policy_id: str) -> None:
+    """Only the owner's admins (or the group) withdraw what the owner shares."""
+    ctx.require(MANAGE)
+    row = session.get(SharingPolicyRow, policy_id)
+    if row is None or not (ctx.is_group_wide or row.owner_bu_id == ctx.bu_id):
+        raise NotFound(f"no sharing policy {policy_id!r}", policy_id=policy_id)
+    session.delete(row)
+    session.flush()
+    audit.record(
+        session, ctx, "sharing.deleted", "sharing_policy", policy_id, bu_id=row.owner_bu_id
+    )
+
+
+def shared_with(session: Session, reader_bu_id: str, resource: Resource) -> dict[str, set[str]]:
+    """Owner unit id → the names of ``resource`` it shares with the reader (``{"*"}``: all)."""
+    found: dict[str, set[str]] = {}
+    rows = session.execute(
+        select(SharingPolicyRow.owner_bu_id, SharingPolicyRow.names).where(
+            SharingPolicyRow.reader_bu_id == reader_bu_id, SharingPolicyRow.resource == resource
+        )
+    )
+    for owner, names in rows:
+        found.setdefault(owner, set()).update(names)
+    return found
+
+
+def allows(shared: dict[str, set[str]], owner_bu_id: str, name: str) -> bool:
+    names = shared.get(owner_bu_id, set())
+    return ALL in names or name in names
+
+
+def _any_unit(session: Session, code: str) -> BusinessUnit:
+    """The reader is named by code whoever creates the policy: a unit's admins share with a
+    unit they otherwise cannot see, so the lookup is not the caller's."""
+    from oneloop.core.context import system_context
+
+    units = {u.code: u for u in list_business_units(session, system_context())}
+    if code not in units:
+        raise ValidationFailed(
+            "unknown unit", [FieldError(("reader",), f"no business unit {code!r}")]
+        )
+    return units[code]
