@@ -9,7 +9,7 @@ unit's user sees of a customer they already see.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.orm import Session
 
 from oneloop.core.context import Context
@@ -100,6 +100,24 @@ def shared_with(session: Session, reader_bu_id: str, resource: Resource) -> dict
 def allows(shared: dict[str, set[str]], owner_bu_id: str, name: str) -> bool:
     names = shared.get(owner_bu_id, set())
     return ALL in names or name in names
+
+
+def readable(session: Session, ctx: Context, resource: Resource) -> dict[str, set[str]]:
+    """What other units share of ``resource`` with the caller's unit (nothing for the group,
+    which reads everything anyway, and for the platform itself)."""
+    if ctx.is_group_wide or ctx.bu_id is None:
+        return {}
+    return shared_with(session, ctx.bu_id, resource)
+
+
+def events_condition(
+    shared: dict[str, set[str]], bu_column: ColumnElement[str], name_column: ColumnElement[str]
+) -> list[ColumnElement[bool]]:
+    """One condition per owner unit: its events of the shared names (all of them for ``*``)."""
+    return [
+        (bu_column == owner) & (true() if ALL in names else name_column.in_(sorted(names)))
+        for owner, names in sorted(shared.items())
+    ]
 
 
 def _any_unit(session: Session, code: str) -> BusinessUnit:

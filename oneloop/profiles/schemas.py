@@ -30,8 +30,11 @@ class Timeline(BaseModel):
 class TraitValue(BaseModel):
     name: str
     value: Any  # Any: a JSON scalar
-    kind: str = Field(description="computed or golden")
+    kind: str = Field(description="computed, golden, or shared (another unit's, by a policy)")
     updated_at: datetime
+    shared_by: str | None = Field(
+        default=None, description="for a shared trait: the code of the unit that shares it"
+    )
 
 
 class ProfileTag(BaseModel):

@@ -16,11 +16,11 @@ from typing import Any
 from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
-from oneloop.core.context import Context
+from oneloop.core.context import Context, system_context
 from oneloop.core.db import in_tenancy
 from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
-from oneloop.governance import audit, pii
+from oneloop.governance import audit, pii, sharing
 from oneloop.governance import service as governance
 from oneloop.identity import service as identity
 from oneloop.profiles import scores, tags, traits
@@ -110,9 +110,9 @@ def get(session: Session, ctx: Context, profile_id: str) -> Profile:
         **head.model_dump(),
         identifiers=explanation.identifiers,
         golden=identity.golden(session, ctx, head.id, view=view),
-        traits=_shown_traits(session, view, traits.traits_of(session, head.id, units), units),
+        traits=_shown_traits(session, view, _traits(session, ctx, head.id, units), units),
         tags=profile_tags(session, ctx, head.id),
-        scores=[_plain(s) for s in scores.scores_of(session, head.id, units)],
+        scores=[_plain(s) for s in _scores(session, ctx, head.id, units)],
         segments=[_plain(s) for s in segments.memberships_of(session, ctx, head.id)],
     )
     view.audit(session, "profile", head.id)
@@ -124,9 +124,34 @@ def profile_traits(session: Session, ctx: Context, profile_id: str) -> list[Trai
     current = visible_id(session, ctx, profile_id)
     units = governance.scope_of(session, ctx)
     view = pii.view(session, ctx)
-    shown = _shown_traits(session, view, traits.traits_of(session, current, units), units)
+    shown = _shown_traits(session, view, _traits(session, ctx, current, units), units)
     view.audit(session, "profile", current)
     return shown
+
+
+def _traits(
+    session: Session, ctx: Context, profile_id: str, units: tuple[str, ...]
+) -> list[TraitValue]:
+    """The unit's and the group's traits, then those other units share with the caller's."""
+    shared = sharing.readable(session, ctx, "traits")
+    mine = traits.traits_of(session, profile_id, units)
+    if not shared:
+        return mine
+    codes = {u.id: u.code for u in governance.list_business_units(session, system_context())}
+    return mine + traits.shared_traits_of(session, profile_id, shared, codes)
+
+
+def _scores(
+    session: Session, ctx: Context, profile_id: str, units: tuple[str, ...]
+) -> list[scores.Score]:
+    """The scores of the unit's and the group's models, then of the models other units share
+    with the caller's unit."""
+    shared = sharing.readable(session, ctx, "scores")
+    mine = scores.scores_of(session, profile_id, units)
+    if not shared:
+        return mine
+    theirs = scores.scores_of(session, profile_id, sorted(shared))
+    return mine + [s for s in theirs if sharing.allows(shared, s.bu_id, s.code)]
 
 
 def _shown_traits(
@@ -198,11 +223,21 @@ def timeline(
     limit: int = 50,
 ) -> Timeline:
     """Everything that happened to the person across marketing, sales and service, newest
-    first; a unit's users see their unit's events only."""
+    first; a unit's users see their unit's events, and the events other units share with
+    their unit (``governance.sharing``)."""
     current = visible_id(session, ctx, profile_id)
     limit = max(1, min(limit, MAX_PAGE))
     query = select(ProfileEventRow).where(ProfileEventRow.profile_id == current)
-    query = in_tenancy(query, ProfileEventRow.bu_id, ctx)
+    shared = sharing.readable(session, ctx, "events")
+    if shared:
+        query = query.where(
+            or_(
+                ProfileEventRow.bu_id == ctx.bu_id,
+                *sharing.events_condition(shared, ProfileEventRow.bu_id, ProfileEventRow.name),
+            )
+        )
+    else:
+        query = in_tenancy(query, ProfileEventRow.bu_id, ctx)
     if department:
         query = query.where(ProfileEventRow.department == department)
     if source_id:
@@ -398,6 +433,7 @@ def profile_tags(session: Session, ctx: Context, profile_id: str) -> list[Profil
         .order_by(TagCategoryRow.code, TagRow.code)
     ).all()
     units = set(governance.scope_of(session, ctx))
+    shared = sharing.readable(session, ctx, "tags")
     return [
         ProfileTag(
             tag_id=tag.id,
@@ -412,7 +448,7 @@ def profile_tags(session: Session, ctx: Context, profile_id: str) -> list[Profil
             expires_at=held.expires_at,
         )
         for held, tag, category in rows
-        if ctx.is_group_wide or tag.bu_id in units
+        if ctx.is_group_wide or tag.bu_id in units or sharing.allows(shared, tag.bu_id, tag.code)
     ]
 
 

@@ -24,7 +24,7 @@ The caller commits; these functions only write through the session.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -358,6 +358,38 @@ def traits_of(session: Session, profile_id: str, bu_ids: Sequence[str]) -> list[
         if key.startswith(GOLDEN)
     ]
     return sorted(computed, key=lambda t: t.name) + sorted(golden, key=lambda t: t.name)
+
+
+def shared_traits_of(
+    session: Session, profile_id: str, shared: Mapping[str, set[str]], codes: Mapping[str, str]
+) -> list[TraitValue]:
+    """The computed traits other units share with the reader (``governance.sharing``): owner
+    unit id → names (``*``: all), shown with the owner's code in ``shared_by``."""
+    found: list[TraitValue] = []
+    for owner, names in sorted(shared.items()):
+        definitions = {
+            d.id: d.spec.name
+            for d in definitions_for(session, (owner,))
+            if d.bu_id == owner and ("*" in names or d.spec.name in names)
+        }
+        if not definitions:
+            continue
+        rows = session.execute(
+            select(TraitRow.key, STORED_VALUE, TraitRow.updated_at).where(
+                TraitRow.profile_id == profile_id, TraitRow.key.in_(list(definitions))
+            )
+        )
+        found.extend(
+            TraitValue(
+                name=definitions[key],
+                value=value,
+                kind="shared",
+                updated_at=at,
+                shared_by=codes.get(owner, owner),
+            )
+            for key, value, at in rows
+        )
+    return sorted(found, key=lambda t: (t.shared_by or "", t.name))
 
 
 def values_of(session: Session, trait_id: str, profile_ids: Iterable[str]) -> dict[str, object]:
