@@ -20,6 +20,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 import orjson
@@ -131,18 +132,39 @@ def step(
         except Behind:
             return StepResult()
         last = events[-1].position
-        session.execute(
-            update(CursorRow)
-            .where(CursorRow.name == consumer.name)
-            .values(
-                tx=last.tx,
-                seq=last.seq,
-                processed=CursorRow.processed + len(events) - failed,
-                failed=CursorRow.failed + failed,
-                updated_at=clock.now(),
-            )
+        advance(
+            session,
+            consumer.name,
+            seq=last.seq,
+            processed=len(events) - failed,
+            now=clock.now(),
+            tx=last.tx,
+            failed=failed,
         )
         return StepResult(processed=len(events) - failed, failed=failed)
+
+
+def advance(
+    session: Session,
+    name: str,
+    *,
+    seq: int,
+    processed: int,
+    now: datetime,
+    tx: int | None = None,
+    failed: int = 0,
+) -> None:
+    """Move cursor ``name`` past what was just handled, counting it, in the handler's
+    transaction (so the work and the move commit together or not at all)."""
+    values: dict[str, object] = {
+        "seq": seq,
+        "processed": CursorRow.processed + processed,
+        "failed": CursorRow.failed + failed,
+        "updated_at": now,
+    }
+    if tx is not None:
+        values["tx"] = tx
+    session.execute(update(CursorRow).where(CursorRow.name == name).values(**values))
 
 
 def run_task(sessions: sessionmaker[Session], task: Task, clock: Clock | None = None) -> int:

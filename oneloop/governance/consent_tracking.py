@@ -32,14 +32,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from oneloop.collect import deadletters
-from oneloop.collect.consumers import lock_cursor, register, register_task
+from oneloop.collect.consumers import advance, lock_cursor, register, register_task
 from oneloop.collect.ingest import SourceKey, dead_letter
 from oneloop.collect.log import LoggedEvent, read_seqs
-from oneloop.collect.models import CursorRow, DeadLetterRow
+from oneloop.collect.models import DeadLetterRow
 from oneloop.collect.spec import Invalid
 from oneloop.core.clock import Clock, SystemClock
 from oneloop.core.context import SYSTEM_USER, Context
@@ -307,15 +307,7 @@ class IdentityFollower:
             return 0
         lock_cursor(session, CONSUMER, clock)
         consent.follow(session, changes, self.clock.now())
-        session.execute(
-            update(CursorRow)
-            .where(CursorRow.name == self.name)
-            .values(
-                seq=changes[-1].seq,
-                processed=CursorRow.processed + len(changes),
-                updated_at=clock.now(),
-            )
-        )
+        advance(session, self.name, seq=changes[-1].seq, processed=len(changes), now=clock.now())
         return len(changes)
 
 

@@ -5,14 +5,11 @@ its labels. Each read needs ``consent.read`` and checks that the caller may see 
 
 from __future__ import annotations
 
-import base64
-from datetime import datetime
-
 from sqlalchemy import Select, and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from oneloop.core.context import Context
-from oneloop.core.errors import FieldError, ValidationFailed
+from oneloop.core.cursor import read_cursor, write_cursor
 from oneloop.governance import service as governance
 from oneloop.governance.consent import (
     DEFAULTS,
@@ -105,7 +102,7 @@ def history(
     if channel is not None:
         query = query.where(h.channel == channel)
     if cursor:
-        at, seq = _read_cursor(cursor)
+        at, seq = read_cursor(cursor)
         query = query.where(or_(h.given_at < at, and_(h.given_at == at, h.seq < seq)))
     rows = session.scalars(query.order_by(h.given_at.desc(), h.seq.desc()).limit(limit + 1)).all()
     deciding = {d.seq for d in in_force(session, current, None, None).values()}
@@ -113,25 +110,8 @@ def history(
     return ConsentHistoryPage(
         profile_id=current,
         items=[to_record(r, ctx, deciding) for r in page],
-        next_cursor=_write_cursor(page[-1].given_at, page[-1].seq) if len(rows) > limit else None,
+        next_cursor=write_cursor(page[-1].given_at, page[-1].seq) if len(rows) > limit else None,
     )
-
-
-def _write_cursor(at: datetime, seq: int) -> str:
-    return base64.urlsafe_b64encode(f"{at.isoformat()}|{seq}".encode()).decode()
-
-
-def _read_cursor(cursor: str) -> tuple[datetime, int]:
-    try:
-        at, seq = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        parsed = datetime.fromisoformat(at)
-        if parsed.tzinfo is None:
-            raise ValueError("naive")
-        return parsed, int(seq)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed(
-            "bad cursor", [FieldError(("cursor",), "not a cursor this API gave out")]
-        ) from exc
 
 
 def summary(session: Session, ctx: Context, bu: str | None = None) -> ConsentSummary:

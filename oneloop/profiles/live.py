@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
-from oneloop.collect.consumers import lock_cursor, register, register_task
+from oneloop.collect.consumers import advance, lock_cursor, register, register_task
 from oneloop.collect.log import LoggedEvent
 from oneloop.collect.models import CursorRow
 from oneloop.core.clock import Clock, SystemClock
@@ -118,15 +118,7 @@ class IdentityChanges:
         affected = project.apply_changes(session, changes, when.now)
         if affected:
             recompute(session, affected, when)
-        session.execute(
-            update(CursorRow)
-            .where(CursorRow.name == self.name)
-            .values(
-                seq=changes[-1].seq,
-                processed=CursorRow.processed + len(changes),
-                updated_at=clock.now(),
-            )
-        )
+        advance(session, self.name, seq=changes[-1].seq, processed=len(changes), now=clock.now())
         return len(changes)
 
 

@@ -7,7 +7,6 @@ Another unit's profile is NotFound, never Forbidden.
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
 from datetime import datetime
@@ -17,6 +16,7 @@ from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
 from oneloop.core.context import Context, system_context
+from oneloop.core.cursor import read_cursor, write_cursor
 from oneloop.core.db import in_tenancy
 from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
@@ -249,7 +249,7 @@ def timeline(
     if until:
         query = query.where(ProfileEventRow.at < until)
     if cursor:
-        at, seq = _read_cursor(cursor)
+        at, seq = read_cursor(cursor)
         query = query.where(
             or_(
                 ProfileEventRow.at < at,
@@ -276,26 +276,9 @@ def timeline(
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]
-        next_cursor = _write_cursor(last.at, last.seq)
+        next_cursor = write_cursor(last.at, last.seq)
     view.audit(session, "profile", current, rows=len(entries))
     return Timeline(profile_id=current, entries=entries, next_cursor=next_cursor)
-
-
-def _write_cursor(at: datetime, seq: int) -> str:
-    return base64.urlsafe_b64encode(f"{at.isoformat()}|{seq}".encode()).decode()
-
-
-def _read_cursor(cursor: str) -> tuple[datetime, int]:
-    try:
-        at, seq = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        parsed = datetime.fromisoformat(at)
-        if parsed.tzinfo is None:
-            raise ValueError("naive")
-        return parsed, int(seq)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed(
-            "bad cursor", [FieldError(("cursor",), "not a cursor this API gave out")]
-        ) from exc
 
 
 def _plain(value: object) -> dict[str, Any]:  # Any: JSON
