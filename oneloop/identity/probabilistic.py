@@ -26,6 +26,7 @@ from oneloop.core.context import Context, system_context
 from oneloop.core.db import in_chunks
 from oneloop.core.errors import Conflict, NotFound
 from oneloop.core.ids import new_id
+from oneloop.governance import audit
 from oneloop.identity.matching import (
     Candidate,
     MatchConfig,
@@ -195,6 +196,12 @@ def run_match(
         _caught_up(session, ctx)
     summary = apply(session, ctx, rules, config, model, predict(records, model, config))
     summary.records = len(records)
+    counts: dict[str, audit.DetailValue] = {
+        "records": summary.records,
+        "merged": summary.merged,
+        "queued": summary.queued,
+    }
+    audit.record(session, ctx, "identity.matched", "identity", None, detail=counts)
     tick(3, 4)
     tick(4, 4)
     session.flush()
@@ -445,6 +452,10 @@ def decide_review(
     row.status = "accepted" if accept else "rejected"
     row.decided_at, row.decided_by, row.note = ctx.clock.now(), ctx.user_id, (note or "")[:500]
     session.flush()
+    detail: dict[str, audit.DetailValue] = {"profiles": [row.left_id, row.right_id]}
+    audit.record(
+        session, ctx, f"identity.review_{row.status}", "identity_review", row.id, detail=detail
+    )
     return Review.model_validate(row)
 
 

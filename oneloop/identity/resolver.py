@@ -29,8 +29,8 @@ from oneloop.core.clock import SystemClock
 from oneloop.core.context import system_context
 from oneloop.core.db import in_chunks
 from oneloop.core.ids import new_id
+from oneloop.governance import audit, suppression
 from oneloop.governance import service as governance
-from oneloop.governance import suppression
 from oneloop.governance.scrub import PiiValues
 from oneloop.identity import graph
 from oneloop.identity.models import (
@@ -774,7 +774,18 @@ class ResolveConsumer:
     def handle(self, session: Session, events: Sequence[LoggedEvent]) -> None:
         from oneloop.identity.service import active_rules  # service builds on this module
 
-        resolve(session, events, active_rules(session), now=SystemClock().now())
+        changes = resolve(session, events, active_rules(session), now=SystemClock().now())
+        if changes.merges or changes.splits:
+            # One entry per step, not per merge: every audited act waits on one lock, and
+            # the merges themselves are explained one by one in ``identity_merge``.
+            ctx = dataclasses.replace(system_context(), origin="worker")
+            detail: dict[str, audit.DetailValue] = {
+                "merges": changes.merges,
+                "splits": changes.splits,
+                "first_seq": events[0].seq,
+                "last_seq": events[-1].seq,
+            }
+            audit.record(session, ctx, "identity.merged", "identity", None, detail=detail)
 
 
 register(ResolveConsumer())

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
@@ -16,9 +16,11 @@ from oneloop.core.clock import FixedClock
 from oneloop.core.context import Context
 from oneloop.core.errors import ValidationFailed
 from oneloop.governance import audit, service
+from oneloop.governance.models import AuditRow
 from oneloop.governance.schemas import BusinessUnitPatch
 from tests.conftest import ADMIN
 from tests.factories import make_group
+from tests.pipeline import Feed
 
 runner = CliRunner()
 
@@ -209,3 +211,15 @@ def test_business_unit_changes_are_audited(session: Session, ctx: Context) -> No
     assert [e.action for e in entries] == ["business_unit.updated", "business_unit.created"]
     assert entries[0].detail == {"fields": ["name_en"]}
     assert entries[0].origin is None  # the service context names no origin; CLI and API do
+
+
+def test_merges_are_audited_per_step(session: Session, feed: Feed) -> None:
+    """The resolver merges at ingest rates: one entry per step that merged, with counts (each
+    merge is explained in ``identity_merge``)."""
+    feed({"type": "identify", "anonymousId": "a1", "traits": {"email": "li.na@galaxy-mail.cn"}})
+    feed({"type": "identify", "userId": "u1", "traits": {"phone": "137 0000 1111"}})
+    assert session.scalars(select(AuditRow).where(AuditRow.action == "identity.merged")).all() == []
+    feed({"type": "alias", "userId": "u1", "previousId": "a1"})
+    (entry,) = session.scalars(select(AuditRow).where(AuditRow.action == "identity.merged"))
+    assert entry.detail is not None and entry.detail["merges"] == 1
+    assert entry.origin == "worker" and entry.actor == "system"
