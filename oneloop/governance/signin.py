@@ -82,7 +82,7 @@ def login(
     before the password is looked at; an email with ``login_max_failures`` failures in a row
     is locked out for ``login_lockout_minutes``, whether or not such a user exists. The
     attempt is recorded either way, and audited; the caller commits even when this raises,
-    so that the failure counts (``record_failure``)."""
+    so that a failure counts towards the lock-out."""
     email = email.strip().lower()[:320]
     ip, now = ip[:64], clock.now()
     _limit_rate(session, settings, ip, now)
