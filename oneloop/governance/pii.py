@@ -15,12 +15,14 @@ events enter the log).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+import orjson
 from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -226,20 +228,35 @@ class Protector:
     key: bytes | None
 
     def document(self, value: Any) -> Any:  # Any: a JSON document
-        """``value`` with every sensitive leaf protected; the same object when none is."""
+        """``value`` with every sensitive leaf protected; the same object when none is. Most
+        events carry no sensitive name at all: a look for the names in the document's JSON
+        (C speed) spares them the walk, which cost ingest some 13% (``oneloop bench ingest``)."""
+        if not isinstance(value, Mapping | list) or not value:
+            return value
+        text = orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
+        if not any(needle in text for needle in self._needles):
+            return value
+        return self._walk(value)
+
+    @functools.cached_property
+    def _needles(self) -> tuple[bytes, ...]:
+        """Each name as it appears as a key in JSON: ``"id_card":``."""
+        return tuple(orjson.dumps(name) + b":" for name in self.names)
+
+    def _walk(self, value: Any) -> Any:  # Any: a JSON document
         if isinstance(value, Mapping):
             out: dict[str, Any] | None = None
             for k, v in value.items():
                 if isinstance(k, str) and k in self.names and v is not None:
                     new = self._protect(self.names[k], v)
                 else:
-                    new = self.document(v)
+                    new = self._walk(v)
                 if new is not v:
                     out = dict(value) if out is None else out
                     out[k] = new
             return value if out is None else out
         if isinstance(value, list):
-            items = [self.document(v) for v in value]
+            items = [self._walk(v) for v in value]
             return value if all(a is b for a, b in zip(items, value, strict=True)) else items
         return value
 
