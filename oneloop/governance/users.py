@@ -8,7 +8,7 @@ NotFound to a unit admin, as any other unit's object is.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -17,6 +17,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from oneloop.core.context import ALL_PERMISSIONS, Context
+from oneloop.core.db import in_chunks
 from oneloop.core.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
 from oneloop.governance import audit
@@ -405,18 +406,31 @@ def _visible_user(session: Session, ctx: Context, user_id: str) -> UserRow:
 
 def memberships(session: Session, user_id: str) -> list[Membership]:
     """The user's roles, the group's first, then by unit code."""
-    rows = session.execute(
-        select(MembershipRow.bu_id, BusinessUnitRow.code, MembershipRow.role)
-        .join(BusinessUnitRow, BusinessUnitRow.id == MembershipRow.bu_id)
-        .where(MembershipRow.user_id == user_id)
-        .order_by(BusinessUnitRow.parent_id.is_not(None), BusinessUnitRow.code)
-    )
-    return [Membership(bu_id=b, bu_code=c, role=r) for b, c, r in rows]
+    return memberships_of(session, [user_id]).get(user_id, [])
+
+
+def memberships_of(session: Session, user_ids: Sequence[str]) -> dict[str, list[Membership]]:
+    """Several users' roles in one query per chunk (a list of users is not N+1 queries)."""
+    found: dict[str, list[Membership]] = {}
+    for part in in_chunks(user_ids):
+        rows = session.execute(
+            select(
+                MembershipRow.user_id, MembershipRow.bu_id, BusinessUnitRow.code, MembershipRow.role
+            )
+            .join(BusinessUnitRow, BusinessUnitRow.id == MembershipRow.bu_id)
+            .where(MembershipRow.user_id.in_(part))
+            .order_by(BusinessUnitRow.parent_id.is_not(None), BusinessUnitRow.code)
+        )
+        for user, bu, code, role in rows:
+            found.setdefault(user, []).append(Membership(bu_id=bu, bu_code=code, role=role))
+    return found
 
 
 def _users(session: Session, ctx: Context | None, rows: Iterable[UserRow]) -> list[User]:
     """A unit's admin sees a user's role in their own unit, not where else they work; with no
     ``ctx`` (the user themself), every membership."""
+    listed = list(rows)
+    held = memberships_of(session, [row.id for row in listed])
     return [
         User(
             id=row.id,
@@ -427,9 +441,9 @@ def _users(session: Session, ctx: Context | None, rows: Iterable[UserRow]) -> li
             last_login_at=row.last_login_at,
             memberships=[
                 m
-                for m in memberships(session, row.id)
+                for m in held.get(row.id, [])
                 if ctx is None or ctx.is_group_wide or m.bu_id == ctx.bu_id
             ],
         )
-        for row in rows
+        for row in listed
     ]
