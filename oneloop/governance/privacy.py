@@ -207,7 +207,7 @@ def erase_person(
     counts |= identity_erasure.erase(session, ids, pii.values)
     counts["collect_event"] = collect_erasure.scrub_events(session, seqs, pii)
     counts["collect_dead_letter"] = collect_erasure.erase_dead_letters(session, messages, pii)
-    counts |= _merge_counts(counts, profiles_erasure.erase(session, ids, pii))
+    counts |= profiles_erasure.erase(session, ids, pii)
     counts["governance_consent_history"] = consent_erasure(session, ids)
     _exclude(session, ctx, ids, "erasure", request_id)
     return counts
@@ -285,10 +285,6 @@ def _exclude(session: Session, ctx: Context, ids: list[str], reason: str, reques
             row.reason, row.request_id = reason, request_id
     session.flush()
     live.refresh(session, dict.fromkeys(ids, "privacy"), when_of(ctx))
-
-
-def _merge_counts(counts: dict[str, Any], more: dict[str, int]) -> dict[str, Any]:
-    return {name: counts.get(name, 0) + value for name, value in more.items()}
 
 
 def is_overdue(row: PrivacyRequestRow, now: datetime) -> bool:

@@ -124,7 +124,7 @@ BUILTIN_ROLES: dict[str, BuiltinRole] = {
             "analyst",
             "数据分析师",
             "Analyst",
-            frozenset(_MARKETING - {"profiles.tag", "segments.export"} | {"collect.source.read"}),
+            frozenset(_MARKETING - {"profiles.tag", "segments.export"}),
         ),
         BuiltinRole(
             "compliance_officer",

@@ -109,6 +109,12 @@ def list_business_units(session: Session, ctx: Context) -> list[BusinessUnit]:
     return [BusinessUnit.model_validate(r) for r in session.scalars(query)]
 
 
+def unit_codes(session: Session) -> dict[str, str]:
+    """Every unit's id → its code (a handful of rows), for showing ids as codes."""
+    rows = session.execute(select(BusinessUnitRow.id, BusinessUnitRow.code))
+    return {unit: code for unit, code in rows}
+
+
 def group_id(session: Session) -> str:
     """The group's (HQ's) id: definitions with it as their unit apply group-wide."""
     found = session.scalar(select(BusinessUnitRow.id).where(BusinessUnitRow.parent_id.is_(None)))

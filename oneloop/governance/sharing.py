@@ -16,9 +16,9 @@ from oneloop.core.context import Context
 from oneloop.core.errors import FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
 from oneloop.governance import audit
-from oneloop.governance.models import SharingPolicyRow
-from oneloop.governance.schemas import BusinessUnit, Resource, SharingPolicy, SharingPolicyIn
-from oneloop.governance.service import get_business_unit, list_business_units
+from oneloop.governance.models import BusinessUnitRow, SharingPolicyRow
+from oneloop.governance.schemas import Resource, SharingPolicy, SharingPolicyIn
+from oneloop.governance.service import get_business_unit, unit_row
 
 MANAGE = "governance.sharing.manage"
 ALL = "*"
@@ -29,7 +29,7 @@ def create_policy(session: Session, ctx: Context, data: SharingPolicyIn) -> Shar
     ctx.require(MANAGE)
     owner = get_business_unit(session, ctx, data.owner)
     reader = _any_unit(session, data.reader)
-    if owner.id == reader.id or reader.kind == "group":
+    if owner.id == reader.id or reader.parent_id is None:
         raise ValidationFailed(
             "a policy shares with another unit",
             [FieldError(("reader",), "name another business unit (the group already sees all)")],
@@ -120,14 +120,12 @@ def events_condition(
     ]
 
 
-def _any_unit(session: Session, code: str) -> BusinessUnit:
+def _any_unit(session: Session, code: str) -> BusinessUnitRow:
     """The reader is named by code whoever creates the policy: a unit's admins share with a
     unit they otherwise cannot see, so the lookup is not the caller's."""
-    from oneloop.core.context import system_context
-
-    units = {u.code: u for u in list_business_units(session, system_context())}
-    if code not in units:
+    try:
+        return unit_row(session, code)
+    except NotFound:
         raise ValidationFailed(
             "unknown unit", [FieldError(("reader",), f"no business unit {code!r}")]
-        )
-    return units[code]
+        ) from None

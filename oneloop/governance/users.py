@@ -8,6 +8,7 @@ NotFound to a unit admin, as any other unit's object is.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 
 from argon2 import PasswordHasher
@@ -72,10 +73,14 @@ def password_matches(row: UserRow, password: str) -> bool:
 def dummy_verify() -> None:
     """Spend what a real check spends, so that an unknown email takes as long as a wrong
     password and timing does not tell which accounts exist."""
-    password_matches(_DUMMY, "not the password")
+    password_matches(_dummy(), "not the password")
 
 
-_DUMMY = UserRow(password_hash=_hasher.hash("a password nobody has"))
+@functools.cache
+def _dummy() -> UserRow:
+    """Made on the first unknown email, not at import: a hash costs ~0.1 s, and every CLI
+    command imports this module."""
+    return UserRow(password_hash=_hasher.hash("a password nobody has"))
 
 
 # --- roles ---------------------------------------------------------------------------------

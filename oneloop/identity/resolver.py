@@ -747,7 +747,7 @@ def edges_of(session: Session, ids: Sequence[str]) -> Iterator[EdgeRow]:
 
 def unit_codes(session: Session) -> dict[str, str]:
     """Business unit id → code (a handful of rows, read once per step)."""
-    return {u.id: u.code for u in governance.list_business_units(session, system_context())}
+    return governance.unit_codes(session)
 
 
 def _already_resolved(session: Session, seqs: list[int]) -> set[int]:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
-from oneloop.core.context import Context, system_context
+from oneloop.core.context import Context
 from oneloop.core.cursor import read_cursor, write_cursor
 from oneloop.core.db import in_tenancy
 from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
@@ -137,8 +137,9 @@ def _traits(
     mine = traits.traits_of(session, profile_id, units)
     if not shared:
         return mine
-    codes = {u.id: u.code for u in governance.list_business_units(session, system_context())}
-    return mine + traits.shared_traits_of(session, profile_id, shared, codes)
+    return mine + traits.shared_traits_of(
+        session, profile_id, shared, governance.unit_codes(session)
+    )
 
 
 def _scores(
