@@ -71,6 +71,8 @@ def mask_phone(value: object) -> str:
     """The national number's first 3 and last 4 digits (``+8613800138000`` → ``138****8000``);
     a number abroad keeps its country code (``+49 301**4567``)."""
     text = _text(value)
+    if "*" in text and sum(c.isdigit() for c in text) <= 7:
+        return text  # already masked: it shows no more than a mask's 3 + 4 digits
     prefix = ""
     try:
         parsed = phonenumbers.parse(text, DEFAULT_REGION)
