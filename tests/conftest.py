@@ -29,6 +29,10 @@ from tests.factories import make_group, make_source
 from tests.pipeline import Feed, make_feed
 from tests.servers import REDIS_SERVER, RedisServer, running_redis
 
+# Rich sizes its tables to the terminal; under xdist there is none, and a narrow default
+# would wrap the cells the CLI tests look for.
+os.environ["COLUMNS"] = "200"
+
 POSTGRES_URL = os.environ.get("ONELOOP_TEST_POSTGRES_URL") or None
 REQUIRE_POSTGRES = os.environ.get("ONELOOP_REQUIRE_POSTGRES") == "1"
 REQUIRE_REDIS = os.environ.get("ONELOOP_REQUIRE_REDIS") == "1"
