@@ -8,6 +8,8 @@ OL := $(VENV)/bin/oneloop
 DEMO_DIR ?= var/demo
 DEMO_CUSTOMERS ?= 20000
 DEMO_SEED ?= 7
+# Test processes (pytest-xdist); each gets its own PostgreSQL cluster.
+TEST_WORKERS ?= 2
 # Use the machine's Python; never download one.
 export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
@@ -40,9 +42,9 @@ format: install
 
 # pytest exits 5 when it collects no test: that is a failure here, never green.
 test: lint
-	@url="$$(scripts/test-postgres.sh)"; \
+	@url="$$(scripts/test-postgres.sh $(TEST_WORKERS))"; \
 	if [ -n "$$url" ]; then echo "PostgreSQL suite: on"; else echo "PostgreSQL suite: off (server not installed)"; fi; \
-	ONELOOP_TEST_POSTGRES_URL="$$url" $(VENV)/bin/pytest $(PYTEST_ARGS)
+	ONELOOP_TEST_POSTGRES_URL="$$url" $(VENV)/bin/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 demo: install
 	@if [ ! -f "$(DEMO_DIR)/manifest.json" ]; then \

@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -24,16 +25,34 @@ from oneloop.core.clock import FixedClock
 from oneloop.core.config import Settings
 from oneloop.core.context import Context, system_context
 from oneloop.core.db import create_db_engine, scratch_database, session_factory
+from oneloop.governance import users
 from oneloop.migrations import upgrade
 from tests.factories import make_group, make_source
 from tests.pipeline import Feed, make_feed
 from tests.servers import REDIS_SERVER, RedisServer, running_redis
 
+# argon2id at its real cost (~0.1 s a hash) would spend minutes of the suite on passwords; the
+# tests check that hashing, verifying and lock-outs work, not what a guess costs an attacker.
+users._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
 # Rich sizes its tables to the terminal; under xdist there is none, and a narrow default
 # would wrap the cells the CLI tests look for.
 os.environ["COLUMNS"] = "200"
 
-POSTGRES_URL = os.environ.get("ONELOOP_TEST_POSTGRES_URL") or None
+
+def _postgres_url() -> str | None:
+    """This test worker's server: the variable may list one URL per xdist worker
+    (``scripts/test-postgres.sh 2``), since workers sharing a cluster hold back each other's
+    log consumers."""
+    urls = [u for u in os.environ.get("ONELOOP_TEST_POSTGRES_URL", "").split(",") if u]
+    if not urls:
+        return None
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    return urls[index % len(urls)]
+
+
+POSTGRES_URL = _postgres_url()
 REQUIRE_POSTGRES = os.environ.get("ONELOOP_REQUIRE_POSTGRES") == "1"
 REQUIRE_REDIS = os.environ.get("ONELOOP_REQUIRE_REDIS") == "1"
 
