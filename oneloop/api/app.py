@@ -12,8 +12,10 @@ from fastapi import FastAPI, Request, Response
 from sqlalchemy import Engine
 
 from oneloop import __version__
-from oneloop.api import errors, health
+from oneloop.api import errors, health, openapi
 from oneloop.api.deps import AppState
+from oneloop.api.graphql import make_router as graphql_router
+from oneloop.api.idempotency import IdempotencyMiddleware
 from oneloop.collect import api as collect_api
 from oneloop.collect import consumers, plans_api, sources_api
 from oneloop.core.bus import bus_tasks
@@ -41,7 +43,7 @@ from oneloop.web import pages
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-ID"
-API_DOCS = ("/docs", "/redoc")
+API_DOCS = (openapi.DOCS_URL, openapi.REDOC_URL, "/docs", "/redoc")
 CONSOLE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
@@ -80,9 +82,16 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         version=__version__,
         description="One customer, one ID, one loop: marketing, sales and service.",
         lifespan=lifespan,
+        openapi_url=openapi.OPENAPI_URL,
+        docs_url=openapi.DOCS_URL,
+        redoc_url=openapi.REDOC_URL,
     )
     app.state.oneloop = state
     errors.install(app)
+    openapi.install(app)
+    # Added first, so innermost: its replays and problems get the request id and the
+    # security headers of the middlewares below like any other answer.
+    app.add_middleware(IdempotencyMiddleware)
 
     @app.middleware("http")
     async def request_id(
@@ -135,7 +144,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(traits_api.router)
     app.include_router(profiles_api.router)
     app.include_router(segments_api.router)
-    app.include_router(pages.router)
+    app.include_router(graphql_router())
+    pages.install(app)  # the console: its routes, static files, and HTML error pages
     return app
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from oneloop.collect import service
@@ -96,6 +96,14 @@ def list_dead_letters(
         items=[DeadLetter.model_validate(r) for r in page],
         next_cursor=page[-1].id if len(rows) > limit else None,
     )
+
+
+def count_dead_letters(session: Session, ctx: Context, *, status: str = WAITING) -> int:
+    """How many of the caller's unit's dead letters are in ``status`` (the dashboard's
+    "waiting for a fix")."""
+    ctx.require("collect.source.read")
+    query = select(func.count()).select_from(_scoped(ctx, None, None, status).subquery())
+    return session.scalar(query) or 0
 
 
 def get_dead_letter(session: Session, ctx: Context, dead_letter_id: str) -> DeadLetter:

@@ -11,11 +11,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from starlette.exceptions import HTTPException
 
 from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
+from oneloop.api.etag import ETAG, IfMatch, etag_of, tag
 from oneloop.collect import plans
 from oneloop.collect.plan_schemas import PlanIn, SourcePlanIn, TrackingPlan, ViolationCount
 from oneloop.collect.schemas import Source
@@ -32,11 +33,20 @@ SourceId = Annotated[str, Path(description="the source's id")]
 
 _PLAN_SCHEMA = PlanIn.model_json_schema(ref_template="#/components/schemas/{model}")
 _PLAN_SCHEMA.pop("$defs", None)  # EventPlan is in the components already, via TrackingPlan
+_PLAN_EXAMPLE = {
+    "name": "官网 Web",
+    "bu": "appliances",
+    "mode": "allow",
+    "events": {"Order Completed": {"properties": {"total": {"type": "number", "required": True}}}},
+}
 _PLAN_BODY = {
     "requestBody": {
         "required": True,
         "description": "the plan as JSON, or as YAML with Content-Type: application/yaml",
-        "content": {"application/json": {"schema": _PLAN_SCHEMA}, YAML: {"schema": _PLAN_SCHEMA}},
+        "content": {
+            "application/json": {"schema": _PLAN_SCHEMA, "example": _PLAN_EXAMPLE},
+            YAML: {"schema": _PLAN_SCHEMA},
+        },
     }
 }
 
@@ -102,10 +112,15 @@ def create_plan(body: PlanBody, session: SessionDep, ctx: CallerDep) -> Tracking
     responses={200: {"content": {YAML: {"schema": {"type": "string"}}}}},
 )
 def get_plan(
-    plan_id: PlanId, request: Request, session: SessionDep, ctx: CallerDep
+    plan_id: PlanId, request: Request, session: SessionDep, ctx: CallerDep, response: Response
 ) -> TrackingPlan | Response:
+    """Both formats carry the plan's one ETag: If-Match compares the plan, not its bytes."""
     plan = plans.get_plan(session, ctx, plan_id)
-    return _yaml(plans.plan_to_yaml(plan)) if _wants_yaml(request) else plan
+    if _wants_yaml(request):
+        as_yaml = _yaml(plans.plan_to_yaml(plan))
+        as_yaml.headers[ETAG] = etag_of(plan)
+        return as_yaml
+    return tag(response, plan)
 
 
 @router.put(
@@ -115,9 +130,15 @@ def get_plan(
     openapi_extra=_PLAN_BODY,
 )
 def replace_plan(
-    plan_id: PlanId, body: PlanBody, session: SessionDep, ctx: CallerDep
+    plan_id: PlanId,
+    body: PlanBody,
+    session: SessionDep,
+    ctx: CallerDep,
+    if_match: IfMatch,
+    response: Response,
 ) -> TrackingPlan:
-    return plans.update_plan(session, ctx, plan_id, body)
+    if_match.check(plans.get_plan(session, ctx, plan_id))
+    return tag(response, plans.update_plan(session, ctx, plan_id, body))
 
 
 @router.delete(
@@ -136,7 +157,12 @@ def delete_plan(plan_id: PlanId, session: SessionDep, ctx: CallerDep) -> Respons
     summary="Attach a tracking plan to a source ({'plan_id': null} detaches)",
 )
 def attach_plan(
-    source_id: SourceId, body: SourcePlanIn, session: SessionDep, ctx: CallerDep
+    source_id: SourceId,
+    body: Annotated[
+        SourcePlanIn, Body(openapi_examples={"attach": {"value": {"plan_id": "01J…"}}})
+    ],
+    session: SessionDep,
+    ctx: CallerDep,
 ) -> Source:
     return plans.attach_plan(session, ctx, source_id, body.plan_id)
 

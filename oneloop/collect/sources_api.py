@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
+from oneloop.api.etag import IfMatch, tag
+from oneloop.api.idempotency import shown_once
 from oneloop.collect import service
 from oneloop.collect.schemas import NewWriteKey, Source, SourceIn
 
@@ -38,7 +40,12 @@ def list_sources(session: SessionDep, ctx: CallerDep) -> list[Source]:
     return service.list_sources(session, ctx)
 
 
-@router.post("", summary="Create a source; its write key is shown once", status_code=201)
+@router.post(
+    "",
+    summary="Create a source; its write key is shown once",
+    status_code=201,
+    openapi_extra=shown_once(location="/api/v1/sources/{id}"),
+)
 def create_source(
     data: Annotated[
         SourceIn,
@@ -51,20 +58,40 @@ def create_source(
 
 
 @router.get("/{source_id}", summary="A source and its keys' prefixes")
-def get_source(source_id: SourceId, session: SessionDep, ctx: CallerDep) -> Source:
-    return service.get_source(session, ctx, source_id)
+def get_source(
+    source_id: SourceId, session: SessionDep, ctx: CallerDep, response: Response
+) -> Source:
+    return tag(response, service.get_source(session, ctx, source_id))
 
 
 @router.patch("/{source_id}", summary="Enable or disable a source")
 def patch_source(
-    source_id: SourceId, data: SourcePatch, session: SessionDep, ctx: CallerDep
+    source_id: SourceId,
+    data: Annotated[
+        SourcePatch, Body(openapi_examples={"disable": {"value": {"is_enabled": False}}})
+    ],
+    session: SessionDep,
+    ctx: CallerDep,
+    if_match: IfMatch,
+    response: Response,
 ) -> Source:
-    return service.set_enabled(session, ctx, source_id, enabled=data.is_enabled)
+    if_match.check(service.get_source(session, ctx, source_id))
+    return tag(response, service.set_enabled(session, ctx, source_id, enabled=data.is_enabled))
 
 
-@router.post("/{source_id}/keys", summary="Make a new write key (shown once)", status_code=201)
+@router.post(
+    "/{source_id}/keys",
+    summary="Make a new write key (shown once)",
+    status_code=201,
+    openapi_extra=shown_once(location="/api/v1/sources/{id}"),
+)
 def rotate_key(
-    source_id: SourceId, data: RotateIn, session: SessionDep, ctx: CallerDep
+    source_id: SourceId,
+    data: Annotated[
+        RotateIn, Body(openapi_examples={"rotate now": {"value": {"revoke_old": True}}})
+    ],
+    session: SessionDep,
+    ctx: CallerDep,
 ) -> NewWriteKey:
     return service.rotate_key(session, ctx, source_id, revoke_old=data.revoke_old)
 

@@ -81,6 +81,21 @@ class Settings(BaseSettings):
     login_rate_per_minute: int = Field(
         default=20, ge=1, description="Sign-in attempts one address may make per minute."
     )
+    idempotency_key_hours: float = Field(
+        default=24,
+        gt=0,
+        description=(
+            "How long an Idempotency-Key is remembered: a retry within it gets the first "
+            "answer; after it the key is free again and expired keys are purged."
+        ),
+    )
+    require_if_match: bool = Field(
+        default=False,
+        description=(
+            "Refuse (428) a change to a configuration object sent without If-Match; by "
+            "default a change without it proceeds (last writer wins)."
+        ),
+    )
     run_consumers: bool = Field(
         default=True,
         description="Whether `oneloop serve` also runs the event-log consumers in-process.",

@@ -76,6 +76,21 @@ class InvalidPayload(ValidationFailed):
     title = "Invalid payload"
 
 
+class PreconditionFailed(OneLoopError):
+    """A change was made against a version the object no longer has (``If-Match``): someone
+    changed it since the caller read it. Read it again, then decide."""
+
+    code = "precondition-failed"
+    title = "Precondition failed"
+
+
+class PreconditionRequired(OneLoopError):
+    """A change came without the version it was made against, where one is required."""
+
+    code = "precondition-required"
+    title = "Precondition required"
+
+
 class PayloadTooLarge(OneLoopError):
     code = "payload-too-large"
     title = "Payload too large"

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path
+from fastapi import APIRouter, Body, Path, Response
 
 from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
+from oneloop.api.etag import IfMatch, tag
 from oneloop.governance import service
 from oneloop.governance.schemas import BusinessUnit, BusinessUnitIn, BusinessUnitPatch
 
@@ -50,14 +51,23 @@ def create_unit(
 
 
 @router.get("/{code}", summary="A business unit")
-def get_unit(code: Code, session: SessionDep, ctx: CallerDep) -> BusinessUnit:
-    return service.get_business_unit(session, ctx, code)
+def get_unit(code: Code, session: SessionDep, ctx: CallerDep, response: Response) -> BusinessUnit:
+    return tag(response, service.get_business_unit(session, ctx, code))
 
 
 @router.patch("/{code}", summary="Change a unit's names or time zone")
 def patch_unit(
-    code: Code, data: BusinessUnitPatch, session: SessionDep, ctx: CallerDep
+    code: Code,
+    data: Annotated[
+        BusinessUnitPatch,
+        Body(openapi_examples={"move": {"value": {"time_zone": "Asia/Urumqi"}}}),
+    ],
+    session: SessionDep,
+    ctx: CallerDep,
+    if_match: IfMatch,
+    response: Response,
 ) -> BusinessUnit:
+    if_match.check(service.get_business_unit(session, ctx, code))
     changed = service.update_business_unit(session, ctx, code, data)
     session.commit()
-    return changed
+    return tag(response, changed)

@@ -87,7 +87,12 @@ def me(found: CallerInfo, session: SessionDep) -> Whoami:
 
 
 @router.post("/switch", summary="Act in another of your units, in the same session")
-def switch(data: SwitchIn, request: Request, found: CallerInfo, state: StateDep) -> Whoami:
+def switch(
+    data: Annotated[SwitchIn, Body(openapi_examples={"service": {"value": {"bu": "service"}}})],
+    request: Request,
+    found: CallerInfo,
+    state: StateDep,
+) -> Whoami:
     token = request.cookies.get(SESSION_COOKIE)
     if found.via != "session" or not token:
         raise ValidationFailed(

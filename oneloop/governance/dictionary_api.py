@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Path, Query, Response
 
 from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
+from oneloop.api.etag import IfMatch, tag
+from oneloop.core.errors import NotFound
 from oneloop.governance import dictionary
 from oneloop.governance.dictionary_schemas import (
     Classification,
@@ -55,8 +57,8 @@ def list_entries(
 
 
 @router.get("/{key}", summary="One entry as it stands (its newest version)")
-def get_entry(key: Key, session: SessionDep, ctx: CallerDep) -> Entry:
-    return dictionary.get_entry(session, ctx, key)
+def get_entry(key: Key, session: SessionDep, ctx: CallerDep, response: Response) -> Entry:
+    return tag(response, dictionary.get_entry(session, ctx, key))
 
 
 @router.put("/{key}", summary="Create an entry or change it (a new version)")
@@ -65,8 +67,17 @@ def put_entry(
     data: Annotated[EntryIn, Body(openapi_examples={"revenue": {"value": EXAMPLE}})],
     session: SessionDep,
     ctx: CallerDep,
+    if_match: IfMatch,
+    response: Response,
 ) -> Entry:
-    return dictionary.set_entry(session, ctx, key, data)
+    """``If-Match: *`` changes an existing entry only; without If-Match it may create one."""
+    if if_match.if_match is not None:
+        try:
+            current: Entry | None = dictionary.get_entry(session, ctx, key)
+        except NotFound:
+            current = None
+        if_match.check(current)
+    return tag(response, dictionary.set_entry(session, ctx, key, data))
 
 
 @router.get("/{key}/versions", summary="Every version of an entry, newest first")

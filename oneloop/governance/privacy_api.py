@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
+from oneloop.api.idempotency import shown_once
 from oneloop.core.context import Context
 from oneloop.governance import privacy
 from oneloop.governance.privacy_models import PrivacyRequestRow
@@ -41,7 +42,12 @@ def list_requests(
     ]
 
 
-@router.post("", summary="Log a request (and carry it out at once with execute)", status_code=201)
+@router.post(
+    "",
+    summary="Log a request (and carry it out at once with execute)",
+    status_code=201,
+    openapi_extra=shown_once("request.id", "/api/v1/privacy/requests/{id}"),
+)
 def create_request(
     data: Annotated[
         PrivacyRequestIn,
@@ -72,7 +78,11 @@ def get_request(request_id: RequestId, session: SessionDep, ctx: CallerDep) -> P
     return _out(privacy.get_request(session, ctx, request_id), ctx)
 
 
-@router.post("/{request_id}/execute", summary="Carry a request out (the group only)")
+@router.post(
+    "/{request_id}/execute",
+    summary="Carry a request out (the group only)",
+    openapi_extra=shown_once("request.id", "/api/v1/privacy/requests/{id}"),
+)
 def execute(request_id: RequestId, session: SessionDep, ctx: CallerDep) -> Executed:
     return _executed(session, ctx, request_id)
 

@@ -13,6 +13,8 @@ from fastapi import APIRouter, Body, Path, Response
 
 from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
+from oneloop.api.etag import IfMatch, tag
+from oneloop.api.idempotency import shown_once
 from oneloop.governance import signin, users
 from oneloop.governance.schemas import (
     ApiKey,
@@ -33,6 +35,7 @@ router = APIRouter(prefix="/api/v1", tags=["users and roles"])
 UserId = Annotated[str, Path(description="the user's id", max_length=64)]
 UnitCode = Annotated[str, Path(description="the unit's code", max_length=32)]
 RoleCodePath = Annotated[str, Path(description="the role's code", max_length=32)]
+USER_VOLATILE = ("last_login_at",)  # a sign-in is not an edit of the user
 
 
 @router.get("/users", summary="Users by email: a unit's people, or everyone for the group")
@@ -65,25 +68,50 @@ def create_user(
 
 
 @router.get("/users/{user_id}", summary="A user and their roles")
-def get_user(user_id: UserId, session: SessionDep, ctx: CallerDep) -> User:
-    return users.get_user(session, ctx, user_id)
+def get_user(user_id: UserId, session: SessionDep, ctx: CallerDep, response: Response) -> User:
+    return tag(response, users.get_user(session, ctx, user_id), USER_VOLATILE)
 
 
 @router.patch("/users/{user_id}", summary="Rename, (de)activate or set a new password")
-def patch_user(user_id: UserId, data: UserPatch, session: SessionDep, ctx: CallerDep) -> User:
-    return users.update_user(session, ctx, user_id, data)
+def patch_user(
+    user_id: UserId,
+    data: Annotated[
+        UserPatch, Body(openapi_examples={"deactivate": {"value": {"is_active": False}}})
+    ],
+    session: SessionDep,
+    ctx: CallerDep,
+    if_match: IfMatch,
+    response: Response,
+) -> User:
+    if_match.check(users.get_user(session, ctx, user_id), USER_VOLATILE)
+    return tag(response, users.update_user(session, ctx, user_id, data), USER_VOLATILE)
 
 
 @router.put("/users/{user_id}/memberships/{bu}", summary="Grant a role in a unit")
 def grant(
-    user_id: UserId, bu: UnitCode, data: MembershipIn, session: SessionDep, ctx: CallerDep
+    user_id: UserId,
+    bu: UnitCode,
+    data: MembershipIn,
+    session: SessionDep,
+    ctx: CallerDep,
+    if_match: IfMatch,
+    response: Response,
 ) -> User:
-    return users.grant(session, ctx, user_id, bu, data.role)
+    if_match.check(users.get_user(session, ctx, user_id), USER_VOLATILE)
+    return tag(response, users.grant(session, ctx, user_id, bu, data.role), USER_VOLATILE)
 
 
 @router.delete("/users/{user_id}/memberships/{bu}", summary="Revoke the user's role in a unit")
-def revoke(user_id: UserId, bu: UnitCode, session: SessionDep, ctx: CallerDep) -> User:
-    return users.revoke(session, ctx, user_id, bu)
+def revoke(
+    user_id: UserId,
+    bu: UnitCode,
+    session: SessionDep,
+    ctx: CallerDep,
+    if_match: IfMatch,
+    response: Response,
+) -> User:
+    if_match.check(users.get_user(session, ctx, user_id), USER_VOLATILE)
+    return tag(response, users.revoke(session, ctx, user_id, bu), USER_VOLATILE)
 
 
 @router.post(
@@ -110,13 +138,30 @@ def create_role(data: RoleIn, session: SessionDep, ctx: CallerDep) -> RoleOut:
 
 
 @router.get("/roles/{code}", summary="A role and its permissions")
-def get_role(code: RoleCodePath, session: SessionDep, ctx: CallerDep) -> RoleOut:
-    return users.get_role(session, ctx, code)
+def get_role(
+    code: RoleCodePath, session: SessionDep, ctx: CallerDep, response: Response
+) -> RoleOut:
+    return tag(response, users.get_role(session, ctx, code))
 
 
 @router.patch("/roles/{code}", summary="Change a custom role")
-def patch_role(code: RoleCodePath, data: RolePatch, session: SessionDep, ctx: CallerDep) -> RoleOut:
-    return users.update_role(session, ctx, code, data)
+def patch_role(
+    code: RoleCodePath,
+    data: Annotated[
+        RolePatch,
+        Body(
+            openapi_examples={
+                "add a permission": {"value": {"permissions": ["segments.read", "profiles.read"]}}
+            }
+        ),
+    ],
+    session: SessionDep,
+    ctx: CallerDep,
+    if_match: IfMatch,
+    response: Response,
+) -> RoleOut:
+    if_match.check(users.get_role(session, ctx, code))
+    return tag(response, users.update_role(session, ctx, code, data))
 
 
 @router.delete("/roles/{code}", summary="Delete a custom role nobody holds", status_code=204)
@@ -130,7 +175,12 @@ def list_api_keys(session: SessionDep, ctx: CallerDep) -> list[ApiKey]:
     return signin.list_api_keys(session, ctx)
 
 
-@router.post("/api-keys", summary="Make an API key; its token is shown once", status_code=201)
+@router.post(
+    "/api-keys",
+    summary="Make an API key; its token is shown once",
+    status_code=201,
+    openapi_extra=shown_once(),
+)
 def create_api_key(
     data: Annotated[
         ApiKeyIn,

@@ -12,6 +12,7 @@ from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
 from oneloop.core.errors import NotFound
 from oneloop.identity import probabilistic, service
+from oneloop.identity.rules import default_document
 from oneloop.identity.schemas import (
     GoldenRecord,
     IdentityExplanation,
@@ -76,7 +77,18 @@ def post_unmerge(
 
 
 @router.post("/identity/pins", summary="Keep two profiles apart (do not merge)", status_code=201)
-def post_pin(data: PinIn, session: SessionDep, ctx: CallerDep) -> Pin:
+def post_pin(
+    data: Annotated[
+        PinIn,
+        Body(
+            openapi_examples={
+                "twins": {"value": {"a": "01J…A", "b": "01J…B", "reason": "twin brothers"}}
+            }
+        ),
+    ],
+    session: SessionDep,
+    ctx: CallerDep,
+) -> Pin:
     pin = service.pin_apart(session, ctx, data)
     session.commit()
     return pin
@@ -120,7 +132,13 @@ def get_rules(session: SessionDep, ctx: CallerDep) -> dict[str, Any]:  # Any: th
 
 @router.put("/identity/rules", summary="Store a new version of the identity rules")
 def put_rules(
-    document: Annotated[dict[str, Any], Body(description="the rules document (see rules.yaml)")],
+    document: Annotated[
+        dict[str, Any],
+        Body(
+            description="the rules document (see rules.yaml)",
+            openapi_examples={"the defaults": {"value": default_document()}},
+        ),
+    ],
     session: SessionDep,
     ctx: CallerDep,
 ) -> dict[str, str]:
@@ -153,7 +171,10 @@ def get_reviews(
 @router.post("/identity/reviews/{review_id}", summary="Accept (merge) or reject (keep apart)")
 def post_review(
     review_id: Annotated[str, Path(description="the review's id")],
-    data: ReviewDecision,
+    data: Annotated[
+        ReviewDecision,
+        Body(openapi_examples={"merge": {"value": {"accept": True, "note": "same ID card"}}}),
+    ],
     session: SessionDep,
     ctx: CallerDep,
 ) -> Review:

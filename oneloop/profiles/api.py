@@ -202,6 +202,11 @@ def get_departments(session: SessionDep, ctx: CallerDep) -> dict[str, Any]:
 
 @router.put("/departments", summary="Change the event-to-department mapping")
 def put_departments(
-    session: SessionDep, ctx: CallerDep, data: Annotated[dict[str, Any], Body()]
+    session: SessionDep,
+    ctx: CallerDep,
+    data: Annotated[
+        dict[str, Any],  # Any: the mapping document, validated by departments.parse
+        Body(openapi_examples={"the defaults": {"value": departments.default_document()}}),
+    ],
 ) -> dict[str, int]:
     return {"restamped": departments.set_document(session, ctx, data)}

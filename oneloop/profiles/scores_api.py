@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Path, Query, Response
 
 from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
+from oneloop.api.etag import IfMatch, tag
 from oneloop.profiles import score_models as service
 from oneloop.profiles.score_models import ScoreModel
 from oneloop.profiles.score_rules import INTENT_EXAMPLE
@@ -44,17 +45,25 @@ def post_model(
 
 
 @router.get("/{model_id}", summary="A score model")
-def get_model(model_id: ModelRef, session: SessionDep, ctx: CallerDep) -> ScoreModel:
-    return service.get_model(session, ctx, model_id)
+def get_model(
+    model_id: ModelRef, session: SessionDep, ctx: CallerDep, response: Response
+) -> ScoreModel:
+    return tag(response, service.get_model(session, ctx, model_id))
 
 
 @router.put("/{model_id}", summary="Store a new version of a model and rescore")
 def put_model(
-    model_id: ModelRef, document: Document, session: SessionDep, ctx: CallerDep
+    model_id: ModelRef,
+    document: Document,
+    session: SessionDep,
+    ctx: CallerDep,
+    if_match: IfMatch,
+    response: Response,
 ) -> ScoreModel:
+    if_match.check(service.get_model(session, ctx, model_id))
     model = service.update_model(session, ctx, model_id, document)
     session.commit()
-    return model
+    return tag(response, model)
 
 
 @router.delete(

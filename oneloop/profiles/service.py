@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from oneloop.core.context import Context
 from oneloop.core.cursor import read_cursor, write_cursor
-from oneloop.core.db import in_tenancy
+from oneloop.core.db import in_chunks, in_tenancy
 from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
 from oneloop.governance import audit, pii, sharing
@@ -32,6 +33,7 @@ from oneloop.profiles.models import (
     ProfileUnitRow,
     TagCategoryRow,
     TagRow,
+    TraitRow,
 )
 from oneloop.profiles.schemas import (
     BulkTagResult,
@@ -53,6 +55,8 @@ from oneloop.profiles.schemas import (
 MAX_PAGE = 200
 MAX_BULK_ROWS = 100_000
 ONEID = ("oneid", "profile", "profile_id")
+NAME_TRAIT = f"{traits.GOLDEN}name"
+MAX_NAME_QUERY = 100
 # Aggregates whose value is one of the property's own values (not a count or a sum of them).
 PICKS = ("first", "last", "most_frequent", "min", "max")
 
@@ -67,34 +71,66 @@ def visible_id(session: Session, ctx: Context, profile_id: str) -> str:
         current = identity.current_id(session, profile_id)
     except NotFound:
         raise NotFound(f"no profile {profile_id}", profile_id=profile_id) from None
-    query = select(ProfileRow.id).where(ProfileRow.id == current)
-    if not ctx.is_group_wide:
-        query = query.join(ProfileUnitRow, ProfileUnitRow.profile_id == ProfileRow.id).where(
-            ProfileUnitRow.bu_id == ctx.bu_id
-        )
-    if session.scalar(query) is None:
+    if current not in _visible(session, ctx, [current]):
         raise NotFound(f"no profile {profile_id}", profile_id=profile_id)
     return current
 
 
+def _visible(session: Session, ctx: Context, current_ids: Sequence[str]) -> set[str]:
+    """Those of these current ids that ``ctx`` may see: one rule for one profile and many."""
+    found: set[str] = set()
+    for part in in_chunks(sorted(set(current_ids))):
+        query = select(ProfileRow.id).where(ProfileRow.id.in_(list(part)))
+        if not ctx.is_group_wide:
+            query = query.join(ProfileUnitRow, ProfileUnitRow.profile_id == ProfileRow.id).where(
+                ProfileUnitRow.bu_id == ctx.bu_id
+            )
+        found.update(session.scalars(query))
+    return found
+
+
 def summary(session: Session, ctx: Context, profile_id: str) -> ProfileSummary:
     current = visible_id(session, ctx, profile_id)
-    row = session.get(ProfileRow, current)
-    assert row is not None  # visible_id found it
-    units = session.scalars(
-        in_tenancy(
-            select(ProfileUnitRow.bu_id).where(ProfileUnitRow.profile_id == current),
-            ProfileUnitRow.bu_id,
-            ctx,
-        )
-    ).all()
-    return ProfileSummary(
-        id=row.id,
-        first_seen_at=row.first_seen_at,
-        last_seen_at=row.last_seen_at,
-        events=row.events,
-        business_units=sorted(units),
-    )
+    return summaries(session, ctx, [current])[current]
+
+
+def summaries(
+    session: Session, ctx: Context, profile_ids: Sequence[str]
+) -> dict[str, ProfileSummary]:
+    """The summaries of those of these profiles (current ids: merges are not followed) that
+    ``ctx`` may see, in two statements per 400 ids whatever their number: for list views
+    (GraphQL's data loaders); an id left out is not visible, or not current."""
+    ctx.require("profiles.read")
+    out: dict[str, ProfileSummary] = {}
+    for part in in_chunks(sorted(set(profile_ids))):
+        query = select(ProfileRow).where(ProfileRow.id.in_(list(part)))
+        if not ctx.is_group_wide:
+            query = query.join(ProfileUnitRow, ProfileUnitRow.profile_id == ProfileRow.id).where(
+                ProfileUnitRow.bu_id == ctx.bu_id
+            )
+        rows = list(session.scalars(query))
+        units: dict[str, list[str]] = {row.id: [] for row in rows}
+        if units:
+            unit_rows = session.execute(
+                in_tenancy(
+                    select(ProfileUnitRow.profile_id, ProfileUnitRow.bu_id).where(
+                        ProfileUnitRow.profile_id.in_(list(units))
+                    ),
+                    ProfileUnitRow.bu_id,
+                    ctx,
+                )
+            )
+            for held_by, unit in unit_rows:
+                units[held_by].append(unit)
+        for row in rows:
+            out[row.id] = ProfileSummary(
+                id=row.id,
+                first_seen_at=row.first_seen_at,
+                last_seen_at=row.last_seen_at,
+                events=row.events,
+                business_units=sorted(units[row.id]),
+            )
+    return out
 
 
 def get(session: Session, ctx: Context, profile_id: str) -> Profile:
@@ -145,14 +181,33 @@ def _traits(
 def _scores(
     session: Session, ctx: Context, profile_id: str, units: tuple[str, ...]
 ) -> list[scores.Score]:
+    return _scores_of(session, ctx, [profile_id], units)[profile_id]
+
+
+def scores_of_many(
+    session: Session, ctx: Context, profile_ids: Sequence[str]
+) -> dict[str, list[scores.Score]]:
+    """The 360 view's scores for those of these profiles (current ids) that ``ctx`` may see,
+    in a number of statements that does not grow with them: for list views."""
+    ctx.require("profiles.read")
+    visible = sorted(_visible(session, ctx, profile_ids))
+    return _scores_of(session, ctx, visible, governance.scope_of(session, ctx))
+
+
+def _scores_of(
+    session: Session, ctx: Context, profile_ids: Sequence[str], units: tuple[str, ...]
+) -> dict[str, list[scores.Score]]:
     """The scores of the unit's and the group's models, then of the models other units share
     with the caller's unit."""
     shared = sharing.readable(session, ctx, "scores")
-    mine = scores.scores_of(session, profile_id, units)
+    mine = scores.scores_of_many(session, profile_ids, units)
     if not shared:
         return mine
-    theirs = scores.scores_of(session, profile_id, sorted(shared))
-    return mine + [s for s in theirs if sharing.allows(shared, s.bu_id, s.code)]
+    theirs = scores.scores_of_many(session, profile_ids, sorted(shared))
+    return {
+        p: mine[p] + [s for s in theirs[p] if sharing.allows(shared, s.bu_id, s.code)]
+        for p in profile_ids
+    }
 
 
 def _shown_traits(
@@ -199,6 +254,44 @@ def find(session: Session, ctx: Context, kind: str, value: str) -> ProfileMatch:
     return match
 
 
+def find_by_name(
+    session: Session, ctx: Context, text: str, *, limit: int = 20
+) -> list[ProfileMatch]:
+    """Profiles whose golden-record name starts with ``text`` (a surname: Chinese names put it
+    first), visible to ``ctx``, by name. The names come back as ``find`` shows an identifier:
+    masked without ``pii:read``, the read audited with it."""
+    ctx.require("profiles.read")
+    text = text.strip()
+    if not 0 < len(text) <= MAX_NAME_QUERY:
+        raise ValidationFailed(
+            "a name to look for",
+            [FieldError(("value",), f"give 1 to {MAX_NAME_QUERY} characters of the name")],
+        )
+    query = (
+        select(TraitRow.profile_id, TraitRow.value)
+        .where(TraitRow.key == NAME_TRAIT, TraitRow.text.startswith(text, autoescape=True))
+        .order_by(TraitRow.text, TraitRow.profile_id)
+        .limit(max(1, min(limit, MAX_PAGE)))
+    )
+    if not ctx.is_group_wide:
+        query = query.join(ProfileUnitRow, ProfileUnitRow.profile_id == TraitRow.profile_id).where(
+            ProfileUnitRow.bu_id == ctx.bu_id
+        )
+    rows = session.execute(query).all()
+    heads = summaries(session, ctx, [profile_id for profile_id, _ in rows])
+    view = pii.view(session, ctx)
+    found = [
+        ProfileMatch(
+            **heads[profile_id].model_dump(),
+            identifier=MatchedIdentifier(type="name", value=str(view.trait("name", value))),
+        )
+        for profile_id, value in rows
+        if profile_id in heads
+    ]
+    view.audit(session, "profile", None, rows=len(found))
+    return found
+
+
 def find_id(session: Session, ctx: Context, kind: str, value: str) -> str:
     """The current id of the profile an identifier (or a OneID) names, visible to ``ctx``;
     for working with, not for showing (``find`` shows)."""
@@ -222,10 +315,12 @@ def timeline(
     until: datetime | None = None,
     cursor: str | None = None,
     limit: int = 50,
+    view: pii.PiiView | None = None,
 ) -> Timeline:
     """Everything that happened to the person across marketing, sales and service, newest
     first; a unit's users see their unit's events, and the events other units share with
-    their unit (``governance.sharing``)."""
+    their unit (``governance.sharing``). Given the caller's ``view``, the caller audits the
+    read (as ``identity.explain``); without one, this call does."""
     current = visible_id(session, ctx, profile_id)
     limit = max(1, min(limit, MAX_PAGE))
     query = select(ProfileEventRow).where(ProfileEventRow.profile_id == current)
@@ -260,7 +355,8 @@ def timeline(
     rows = session.scalars(
         query.order_by(ProfileEventRow.at.desc(), ProfileEventRow.seq.desc()).limit(limit + 1)
     ).all()
-    view = pii.view(session, ctx)
+    own = view is None
+    view = view or pii.view(session, ctx)
     entries = [
         TimelineEntry(
             seq=r.seq,
@@ -278,7 +374,8 @@ def timeline(
     if len(rows) > limit:
         last = rows[limit - 1]
         next_cursor = write_cursor(last.at, last.seq)
-    view.audit(session, "profile", current, rows=len(entries))
+    if own:
+        view.audit(session, "profile", current, rows=len(entries))
     return Timeline(profile_id=current, entries=entries, next_cursor=next_cursor)
 
 
@@ -409,31 +506,59 @@ def delete_tag(session: Session, ctx: Context, tag_id: str) -> None:
 
 def profile_tags(session: Session, ctx: Context, profile_id: str) -> list[ProfileTag]:
     current = visible_id(session, ctx, profile_id)
-    rows = session.execute(
-        select(ProfileTagRow, TagRow, TagCategoryRow)
-        .join(TagRow, TagRow.id == ProfileTagRow.tag_id)
-        .join(TagCategoryRow, TagCategoryRow.id == TagRow.category_id)
-        .where(ProfileTagRow.profile_id == current)
-        .order_by(TagCategoryRow.code, TagRow.code)
-    ).all()
+    return _tags_of(session, ctx, [current])[current]
+
+
+def tags_of_many(
+    session: Session, ctx: Context, profile_ids: Sequence[str]
+) -> dict[str, list[ProfileTag]]:
+    """``profile_tags`` for those of these profiles (current ids) that ``ctx`` may see, in a
+    number of statements that does not grow with them (one per 400 ids): for list views."""
+    ctx.require("profiles.read")
+    return _tags_of(session, ctx, sorted(_visible(session, ctx, profile_ids)))
+
+
+def _tags_of(
+    session: Session, ctx: Context, current_ids: Sequence[str]
+) -> dict[str, list[ProfileTag]]:
+    """The tags of these visible profiles that the caller may see: their unit's and the
+    group's, and those other units share with it."""
+    found: dict[str, list[ProfileTag]] = {p: [] for p in current_ids}
+    if not found:
+        return found
     units = set(governance.scope_of(session, ctx))
     shared = sharing.readable(session, ctx, "tags")
-    return [
-        ProfileTag(
-            tag_id=tag.id,
-            code=tag.code,
-            name_zh=tag.name_zh,
-            name_en=tag.name_en,
-            category=category.code,
-            source=held.source,
-            set_by=held.set_by,
-            set_at=held.set_at,
-            reason=held.reason,
-            expires_at=held.expires_at,
-        )
-        for held, tag, category in rows
-        if ctx.is_group_wide or tag.bu_id in units or sharing.allows(shared, tag.bu_id, tag.code)
-    ]
+    for part in in_chunks(list(current_ids)):
+        rows = session.execute(
+            select(ProfileTagRow, TagRow, TagCategoryRow)
+            .join(TagRow, TagRow.id == ProfileTagRow.tag_id)
+            .join(TagCategoryRow, TagCategoryRow.id == TagRow.category_id)
+            .where(ProfileTagRow.profile_id.in_(list(part)))
+            .order_by(TagCategoryRow.code, TagRow.code)
+        ).all()
+        for held, tag, category in rows:
+            if (
+                ctx.is_group_wide
+                or tag.bu_id in units
+                or sharing.allows(shared, tag.bu_id, tag.code)
+            ):
+                found[held.profile_id].append(_profile_tag(held, tag, category))
+    return found
+
+
+def _profile_tag(held: ProfileTagRow, tag: TagRow, category: TagCategoryRow) -> ProfileTag:
+    return ProfileTag(
+        tag_id=tag.id,
+        code=tag.code,
+        name_zh=tag.name_zh,
+        name_en=tag.name_en,
+        category=category.code,
+        source=held.source,
+        set_by=held.set_by,
+        set_at=held.set_at,
+        reason=held.reason,
+        expires_at=held.expires_at,
+    )
 
 
 def assign_tag(

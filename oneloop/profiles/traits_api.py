@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
+from oneloop.api.etag import IfMatch, tag
 from oneloop.core.errors import PayloadTooLarge
 from oneloop.profiles import traits
 from oneloop.profiles.trait_defs import MAX_DOCUMENT_BYTES, Trait
@@ -100,8 +101,8 @@ def create_trait(
 
 
 @router.get("/{trait_id}", summary="One computed trait's definition")
-def get_trait(trait_id: TraitId, session: SessionDep, ctx: CallerDep) -> Trait:
-    return traits.get_trait(session, ctx, trait_id)
+def get_trait(trait_id: TraitId, session: SessionDep, ctx: CallerDep, response: Response) -> Trait:
+    return tag(response, traits.get_trait(session, ctx, trait_id))
 
 
 @router.put("/{trait_id}", summary="Replace a computed trait's definition", openapi_extra=_BODY)
@@ -110,12 +111,15 @@ def put_trait(
     document: Document,
     session: SessionDep,
     ctx: CallerDep,
+    if_match: IfMatch,
+    response: Response,
     compute: Compute = True,
 ) -> Trait:
+    if_match.check(traits.get_trait(session, ctx, trait_id))
     updated = traits.update_trait(session, ctx, trait_id, document)
     if compute:
         traits.recompute_trait(session, ctx, trait_id)
-    return updated
+    return tag(response, updated)
 
 
 @router.delete(

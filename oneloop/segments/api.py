@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
+from oneloop.api.etag import IfMatch, tag
 from oneloop.segments import service
 from oneloop.segments.schemas import (
     RULE_EXAMPLE,
@@ -29,6 +30,8 @@ router = APIRouter(prefix="/api/v1/segments", tags=["segments"])
 
 SegmentId = Annotated[str, Path(description="the segment's id", max_length=64)]
 Bu = Annotated[str | None, Query(description="business unit code", max_length=32)]
+# Membership moves with every event; an edit is made against the definition, not the count.
+VOLATILE = ("size", "evaluated_at")
 
 
 @router.get("", summary="Segments, by code")
@@ -73,17 +76,25 @@ def preview(
 
 
 @router.get("/{segment_id}", summary="A segment")
-def get_segment(segment_id: SegmentId, session: SessionDep, ctx: CallerDep) -> Segment:
-    return service.get_segment(session, ctx, segment_id)
+def get_segment(
+    segment_id: SegmentId, session: SessionDep, ctx: CallerDep, response: Response
+) -> Segment:
+    return tag(response, service.get_segment(session, ctx, segment_id), VOLATILE)
 
 
 @router.put("/{segment_id}", summary="Change a segment (a new version, evaluated at once)")
 def put_segment(
-    segment_id: SegmentId, data: SegmentUpdate, session: SessionDep, ctx: CallerDep
+    segment_id: SegmentId,
+    data: SegmentUpdate,
+    session: SessionDep,
+    ctx: CallerDep,
+    if_match: IfMatch,
+    response: Response,
 ) -> Segment:
+    if_match.check(service.get_segment(session, ctx, segment_id), VOLATILE)
     changed = service.update_segment(session, ctx, segment_id, data)
     session.commit()
-    return changed
+    return tag(response, changed, VOLATILE)
 
 
 @router.delete("/{segment_id}", summary="Delete a segment nothing uses", status_code=204)

@@ -1,47 +1,82 @@
-"""Console pages, rendered on the server with Jinja2 (autoescaped: every value is hostile)."""
+"""The console: server-rendered pages (Jinja2, autoescaped: every value is hostile), htmx for
+partial updates, ECharts for charts, all served from ``static/`` (no Node, no CDN).
+
+``install`` adds the pages to the app, mounts the static files, and teaches the app's error
+handlers about pages: a page answers a missing sign-in with a redirect to the sign-in page and
+any other domain error with an error page in the reader's language, while the REST API keeps
+answering problem+json. A page module is one router; adding one is a line in ``ROUTERS``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import quote
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 
-from oneloop.api.deps import SessionDep
-from oneloop.core.context import system_context
-from oneloop.governance import service as governance
-from oneloop.web.i18n import Lang, pick_lang, translate
+from oneloop.api.errors import STATUS
+from oneloop.core.errors import OneLoopError, RateLimited, Unauthenticated, ValidationFailed
+from oneloop.web import audit_pages, auth_pages, customers, dashboard
+from oneloop.web.templating import render
 
-TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
-
-router = APIRouter(include_in_schema=False)
-
-
-def page_lang(request: Request) -> Lang:
-    return pick_lang(
-        request.query_params.get("lang"),
-        request.cookies.get("lang"),
-        request.headers.get("accept-language"),
-    )
+STATIC = Path(__file__).parent / "static"
+ROUTERS: tuple[APIRouter, ...] = (
+    auth_pages.router,
+    dashboard.router,
+    customers.router,
+    audit_pages.router,
+)
+Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 
-@router.get("/", response_class=HTMLResponse)
-def index(request: Request, session: SessionDep) -> HTMLResponse:
-    lang = page_lang(request)
-    units = governance.list_business_units(session, system_context())
-    group = next((u for u in units if u.kind == "group"), None)
-    response = TEMPLATES.TemplateResponse(
+def install(app: FastAPI) -> None:
+    """Call after ``errors.install``: the page handlers fall back on the API's."""
+    for router in ROUTERS:
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    endpoints = {getattr(r, "endpoint", None) for router in ROUTERS for r in router.routes}
+    for kind in (OneLoopError, RequestValidationError):
+        api_handler = app.exception_handlers[kind]
+        app.add_exception_handler(kind, _for_pages(endpoints, api_handler))
+
+
+def _for_pages(endpoints: set[object], api_handler: Handler) -> Handler:
+    async def handle(request: Request, exc: Exception) -> Response:
+        if request.scope.get("endpoint") not in endpoints:
+            return await api_handler(request, exc)
+        return page_error(request, exc)
+
+    return handle
+
+
+def page_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, Unauthenticated):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.method != "GET":
+            target = "/"
+        login = f"/login?next={quote(target, safe='')}"
+        if request.headers.get("HX-Request") == "true":
+            # htmx swaps a redirect's target into the page; tell it to load the page instead
+            return Response(status_code=204, headers={"HX-Redirect": login})
+        return RedirectResponse(login, status_code=303)
+    if isinstance(exc, OneLoopError):
+        status = next((STATUS[c] for c in type(exc).__mro__ if c in STATUS), 500)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else {}
+        errors = exc.errors if isinstance(exc, ValidationFailed) else []
+        title, detail = exc.title, exc.detail
+    else:  # a request that does not fit the page's parameters
+        assert isinstance(exc, RequestValidationError)
+        status, headers, errors = 422, {}, []
+        title, detail = ValidationFailed.title, "the address has parameters this page cannot read"
+    response = render(
         request,
-        "index.html",
-        {
-            "lang": lang,
-            "other_lang": "en" if lang == "zh-CN" else "zh-CN",
-            "t": lambda key: translate(lang, key),
-            "group": group,
-            "units": [u for u in units if u.kind == "bu"],
-        },
+        "error.html",
+        {"status": status, "title": title, "detail": detail, "errors": errors},
+        status_code=status,
     )
-    if request.query_params.get("lang") == lang:
-        response.set_cookie("lang", lang, httponly=True, samesite="lax", max_age=365 * 86400)
+    response.headers.update(headers)
     return response

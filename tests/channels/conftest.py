@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
+import logging
 import ssl
 import threading
 from collections.abc import Callable, Iterator
@@ -27,6 +28,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.servers import free_port
+
+# aiosmtpd logs each connection at INFO from its own thread, sometimes after pytest has
+# closed the stream a CLI test's logging set-up wrote to: only its warnings are wanted.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 USER, PASSWORD = "notifier", "s3cret-pass"
 

@@ -350,6 +350,14 @@ def test_map_row_never_crashes_on_junk_and_is_stable(row: dict[str, object]) -> 
     assert call == map_row(POS, dict(row), 2)
 
 
+@pytest.mark.parametrize("junk", [float("nan"), float("inf")])
+def test_a_spreadsheets_nan_or_inf_is_refused_not_stored(junk: float) -> None:
+    keys = ("amount", "channel", "currency", "member_no", "order_time", "phone",
+            "product_name", "quantity", "sku", "store")  # fmt: skip
+    call = map_row(POS, {**dict.fromkeys(keys), "order_no": "0", "tax": junk}, 2)
+    assert isinstance(call, Invalid) and any("tax" in e.path for e in call.errors)
+
+
 def test_order_lines_become_one_order_with_its_products(
     session: Session, ctx: Context, tmp_path: Path
 ) -> None:

@@ -229,10 +229,11 @@ def _decimal(raw: object) -> Decimal:
     if isinstance(raw, bool):
         raise ValueError("a boolean is not a number")
     if isinstance(raw, int | float):
-        return Decimal(str(raw))
-    if not isinstance(raw, str):
+        number = Decimal(str(raw))  # a spreadsheet's NaN or inf arrives as a float
+    elif isinstance(raw, str):
+        number = Decimal(raw.translate(_MONEY_NOISE))
+    else:
         raise ValueError(f"a {type(raw).__name__} is not a number")
-    number = Decimal(raw.translate(_MONEY_NOISE))
     if not number.is_finite():
         raise ValueError("not a finite number")
     return number

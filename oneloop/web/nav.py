@@ -1,0 +1,56 @@
+"""The console's navigation, declared once: a page appears in the menu only for users whose
+permissions allow it (the page itself still checks, through its services).
+
+To add a page to the menu, add one ``NavItem``; its label is an English message id that
+``babel.cfg`` extracts (``N_`` marks it) and the template translates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from oneloop.web.viewer import Viewer
+
+
+def N_(message: str) -> str:  # noqa: N802  (gettext's conventional name, which Babel extracts)
+    """Marks a message id for extraction; it is translated where it is shown."""
+    return message
+
+
+@dataclass(frozen=True)
+class NavItem:
+    path: str
+    label: str
+    permission: str | None = None
+
+
+@dataclass(frozen=True)
+class NavLink:
+    path: str
+    label: str
+    is_current: bool
+
+
+NAV: tuple[NavItem, ...] = (
+    NavItem("/", N_("Dashboard")),
+    NavItem("/customers", N_("Customers"), "profiles.read"),
+    NavItem("/audit", N_("Audit log"), "governance.audit.read"),
+)
+
+
+def nav_for(viewer: Viewer | None, current_path: str) -> list[NavLink]:
+    if viewer is None:
+        return []
+    return [
+        NavLink(item.path, item.label, _is_under(current_path, item.path))
+        for item in NAV
+        if item.permission is None or viewer.can(item.permission)
+    ]
+
+
+def _is_under(path: str, prefix: str) -> bool:
+    if prefix == "/":
+        return path == "/"
+    return path == prefix or path.startswith(prefix + "/")
