@@ -35,6 +35,7 @@ from oneloop.identity import api as identity_api
 from oneloop.profiles import api as profiles_api
 from oneloop.profiles import traits_api
 from oneloop.profiles.scores_api import router as scores_router
+from oneloop.sales import api as sales_api
 from oneloop.segments import api as segments_api
 from oneloop.web import pages
 
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(traits_api.router)
     app.include_router(profiles_api.router)
     app.include_router(segments_api.router)
+    app.include_router(sales_api.router)
     app.include_router(pages.router)
     return app
 

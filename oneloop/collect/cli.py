@@ -17,7 +17,7 @@ from oneloop.cli.common import (
     reported_errors,
 )
 from oneloop.collect import catalog, consumers, deadletters, service, stats
-from oneloop.collect.schemas import NewWriteKey, SourceIn, SourceKind
+from oneloop.collect.schemas import CreatableKind, NewWriteKey, SourceIn
 from oneloop.core.bus import bus_tasks
 from oneloop.core.db import session_factory
 
@@ -42,7 +42,7 @@ def _show_key(new: NewWriteKey, as_json: bool, what: str) -> None:
 def create(
     bu: Annotated[str, typer.Option(help="business unit code")],
     name: Annotated[str, typer.Option(help="a name people recognise, e.g. 官网 Web")],
-    kind: Annotated[SourceKind, typer.Option(help="http, file or webhook")] = "http",
+    kind: Annotated[CreatableKind, typer.Option(help="http, file or webhook")] = "http",
     as_json: AsJson = False,
 ) -> None:
     """Create a source and print its first write key (the only time it is shown)."""

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from oneloop.collect import service as collect
 from oneloop.collect.importers import SEGMENT, ImportReport, import_file
-from oneloop.collect.schemas import SourceIn, SourceKind
+from oneloop.collect.schemas import CreatableKind, SourceIn
 from oneloop.core.context import Context
 from oneloop.core.errors import NotFound
 from oneloop.demo import definitions
@@ -42,7 +42,7 @@ WEB_SOURCE = "官网 Web"
 class DemoSource:
     bu: str
     name: str
-    kind: SourceKind
+    kind: CreatableKind
 
 
 @dataclass(frozen=True)
