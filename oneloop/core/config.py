@@ -6,13 +6,23 @@ down; nothing else reads ``os.environ``. Defaults are for a laptop: a SQLite fil
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SqliteSynchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+
+
+class WebhookSetting(BaseModel):
+    """One named group robot (``oneloop.channels.webhooks``): its URL carries the robot's key,
+    so the whole entry is a secret and is never logged."""
+
+    kind: Literal["wecom", "dingtalk"]
+    url: SecretStr
+    secret: SecretStr | None = None
 
 
 class Settings(BaseSettings):
@@ -105,6 +115,38 @@ class Settings(BaseSettings):
             "Secret for the keyed hash (HMAC-SHA256) kept of sensitive personal data such as "
             "id-card numbers, which is never stored in clear. Unset: only the masked form is "
             "stored, so equal values from two sources are not recognised as equal."
+        ),
+    )
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server for notification email; unset: no email channel."
+    )
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="SMTP server port.")
+    smtp_security: Literal["none", "starttls", "tls"] = Field(
+        default="starttls",
+        description="starttls: upgrade a plain connection (port 587); tls: implicit TLS (465).",
+    )
+    smtp_username: str | None = Field(default=None, description="SMTP login; unset: no AUTH.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password.")
+    smtp_from: str = Field(
+        default="OneLoop <oneloop@localhost>",
+        description="From address of notification email, optionally with a display name.",
+    )
+    smtp_timeout_seconds: float = Field(
+        default=10, gt=0, description="How long one SMTP connection or reply may take."
+    )
+    webhooks: dict[str, WebhookSetting] = Field(
+        default_factory=dict,
+        description=(
+            'Named group robots, JSON: {"sales": {"kind": "wecom", "url": "https://…"}}; '
+            'kind wecom or dingtalk, DingTalk\'s signing secret in "secret". A name '
+            '"<bu_id>/<name>" is that business unit\'s own and overrides the global one.'
+        ),
+    )
+    webhook_allowed_networks: list[IPv4Network | IPv6Network] = Field(
+        default_factory=list,
+        description=(
+            "Internal networks (CIDR, JSON list) webhooks may be posted to, over http too. "
+            "Empty: only public addresses, over https (no loopback, private, link-local)."
         ),
     )
     demo_dir: Path = Field(

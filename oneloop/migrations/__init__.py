@@ -20,6 +20,7 @@ HERE = Path(__file__).parent
 
 def target_metadata() -> MetaData:
     """The metadata of every domain's tables; importing the model modules registers them."""
+    import oneloop.channels.models
     import oneloop.collect.models
     import oneloop.core.models
     import oneloop.governance.models

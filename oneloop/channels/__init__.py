@@ -1,0 +1,1 @@
+"""Notification channels: email over SMTP, WeChat Work and DingTalk robots, one outbox."""
