@@ -282,14 +282,14 @@ def create_team(
     return config.create_team(session, ctx, data)
 
 
-@router.get("/sales/teams/{code}", summary="One team")
-def get_team(code: TeamCode, session: SessionDep, ctx: CallerDep, bu: Unit = None) -> Team:
-    return config.get_team(session, ctx, code, bu)
+@router.get("/sales/teams/{team}", summary="One team")
+def get_team(team: TeamCode, session: SessionDep, ctx: CallerDep, bu: Unit = None) -> Team:
+    return config.get_team(session, ctx, team, bu)
 
 
-@router.put("/sales/teams/{code}/members", summary="Add a rep, or change capacity or duty")
+@router.put("/sales/teams/{team}/members", summary="Add a rep, or change capacity or duty")
 def set_member(
-    code: TeamCode,
+    team: TeamCode,
     data: Annotated[
         MemberIn,
         Body(
@@ -302,18 +302,18 @@ def set_member(
     ctx: CallerDep,
     bu: Unit = None,
 ) -> Team:
-    return config.set_member(session, ctx, code, data, bu)
+    return config.set_member(session, ctx, team, data, bu)
 
 
-@router.delete("/sales/teams/{code}/members/{email}", summary="Take a rep out of a team")
+@router.delete("/sales/teams/{team}/members/{email}", summary="Take a rep out of a team")
 def remove_member(
-    code: TeamCode,
+    team: TeamCode,
     email: Annotated[str, Path(max_length=320)],
     session: SessionDep,
     ctx: CallerDep,
     bu: Unit = None,
 ) -> Team:
-    return config.remove_member(session, ctx, code, email, bu)
+    return config.remove_member(session, ctx, team, email, bu)
 
 
 @router.get("/sales/routing-table", summary="The routing table in force: version and rules")

@@ -20,6 +20,7 @@ from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from oneloop.core.calendar import add_working_time
 from oneloop.core.context import Context
 from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
@@ -106,7 +107,8 @@ def open_lead(session: Session, hit: Hit, now: datetime, actor: str = "system") 
             session.flush()
     except IntegrityError:
         # Another trigger made the lead first (the partial unique index): enrich that one.
-        session.expunge(lead)
+        if lead in session:
+            session.expunge(lead)
         raced = _open_lead_of(session, hit.bu_id, hit.profile_id)
         if raced is None:
             raise
@@ -135,8 +137,12 @@ def route(
         _to_pool(session, lead, now, actor, "routed", {"why": "no routing table"})
         return
     table = config.loaded_table(table_row)
-    decision = routing.decide(table, facts_of(session, lead))
     record: dict[str, Any] = {"table_version": table_row.version}  # Any: JSON
+    try:
+        decision = routing.decide(table, facts_of(session, lead))
+    except routing.OverlappingRules as exc:  # a UNIQUE table with two rows for this lead
+        _to_pool(session, lead, now, actor, "routed", {**record, "why": exc.detail})
+        return
     if decision is None:
         _to_pool(session, lead, now, actor, "routed", {**record, "why": "no rule matched"})
         return
@@ -192,7 +198,7 @@ def assign_to(
     lead.team_id = team_id or lead.team_id
     lead.routing = record
     lead.assigned_at = lead.assigned_at or now
-    lead.recall_at = now + timedelta(hours=settings.recall_after_hours)
+    lead.recall_at = _recall_at(settings, now)
     lead.updated_at = lead.last_touched_at = now
     record_activity(session, lead, kind, actor, now, record)
     outcomes.emit(session, lead, "Lead Assigned", now, {"kind": kind, **_public(record)})
@@ -212,7 +218,8 @@ def _to_pool(
 ) -> None:
     lead.owner_user_id = None
     lead.status = "pooled"
-    lead.team_id = team_id
+    if kind == "routed":  # a lead returned or recalled stays its team's (and manager's)
+        lead.team_id = team_id
     lead.routing = record
     lead.recall_at = None
     lead.updated_at = now
@@ -287,6 +294,13 @@ def _context(session: Session, hit: Hit) -> dict[str, Any]:  # Any: JSON
         ],
         "campaign": hit.campaign,
     }
+
+
+def _recall_at(settings: SalesSettings, now: datetime) -> datetime:
+    """Untouched for the unit's recall time counts working hours: a lead given out on Friday
+    evening is not recalled over the weekend."""
+    calendar = config.calendar_of(settings)
+    return add_working_time(calendar, now, timedelta(hours=settings.recall_after_hours))
 
 
 def _policy(settings: SalesSettings) -> SlaPolicy:
@@ -387,7 +401,9 @@ def claim(session: Session, ctx: Context, lead_id: str) -> LeadOut:
     """Take a pooled lead. Two reps claiming at once: the database lets one update win, the
     other gets 409."""
     ctx.require(WORK)
-    lead = visible_lead(session, ctx, lead_id)
+    lead = visible_lead(session, ctx, lead_id, in_unit=True)
+    if lead.status != "pooled":
+        raise Conflict("the lead is no longer in the pool: someone claimed it first")
     settings = config.settings_of(session, lead.bu_id)
     held = config.open_counts(session, [ctx.user_id]).get(ctx.user_id, 0)
     if held >= settings.max_open_per_rep:
@@ -441,9 +457,7 @@ def set_status(
     lead.status = status
     lead.updated_at = lead.last_touched_at = now
     if lead.recall_at is not None:
-        lead.recall_at = now + timedelta(
-            hours=config.settings_of(session, lead.bu_id).recall_after_hours
-        )
+        lead.recall_at = _recall_at(config.settings_of(session, lead.bu_id), now)
     if status in ("contacted", "qualified") and lead.contacted_at is None:
         lead.contacted_at = now
         lead.sla_state = "met" if lead.sla_due_at is None or now < lead.sla_due_at else "met_late"
@@ -622,12 +636,13 @@ def visible_leads(session: Session, ctx: Context, bu: str | None) -> Select[tupl
     return query
 
 
-def visible_lead(session: Session, ctx: Context, lead_id: str) -> LeadRow:
-    """The lead if the caller may see it; another unit's (or another rep's) is NotFound."""
+def visible_lead(session: Session, ctx: Context, lead_id: str, *, in_unit: bool = False) -> LeadRow:
+    """The lead if the caller may see it; another unit's (or another rep's) is NotFound.
+    ``in_unit``: any lead of the caller's unit (a claim must tell "taken" from "no such")."""
     query = select(LeadRow).where(LeadRow.id == lead_id)
     if not ctx.is_group_wide:
         query = query.where(LeadRow.bu_id == ctx.bu_id)
-        if not (ctx.can(READ_ALL) or ctx.can(MANAGE)):
+        if not (in_unit or ctx.can(READ_ALL) or ctx.can(MANAGE)):
             query = query.where(
                 or_(LeadRow.owner_user_id == ctx.user_id, LeadRow.status == "pooled")
             )

@@ -183,7 +183,7 @@ def test_one_open_lead_per_customer_under_concurrent_triggers(
 
 
 def test_sla_warns_breaches_and_escalates_on_working_hours(
-    unit: SalesUnit, session: Session, clock: FixedClock
+    unit: SalesUnit, session: Session, clock: FixedClock, ctx: Context
 ) -> None:
     # Friday 2026-03-06 17:30 in Shanghai: 1 working hour ends Monday 09:30
     clock.at = datetime(2026, 3, 6, 9, 30, tzinfo=UTC)
@@ -203,9 +203,7 @@ def test_sla_warns_breaches_and_escalates_on_working_hours(
     unit.feed()
     session.refresh(lead)
     assert lead.sla_state == "breached"
-    sent = {
-        (r.recipient, r.dedupe_key.rsplit(":", 1)[-1]) for r in session.scalars(select(OutboxRow))
-    }
+    sent = {(r.recipient, r.dedupe_key.split(":")[2]) for r in session.scalars(select(OutboxRow))}
     assert (unit.rep1.email, "sla-warning") in sent
     assert (unit.manager.email, "sla-breach") in sent
     unit.feed()  # again: nobody is told twice
@@ -218,7 +216,7 @@ def test_contact_stops_the_clock_and_conversion_closes_the_loop(
     unit.feed(*demo_request("u1"))
     lead = only_lead(session)
     rep1 = as_user(session, unit.rep1, clock)
-    with pytest.raises(Conflict):
+    with pytest.raises(NotFound):  # another rep's lead is not theirs to see
         leads.set_status(session, as_user(session, unit.rep2, clock), lead.id, "contacted")
     clock.advance(timedelta(minutes=20))
     assert leads.set_status(session, rep1, lead.id, "contacted").sla_state == "met"
@@ -247,11 +245,15 @@ def test_contact_stops_the_clock_and_conversion_closes_the_loop(
 def test_untouched_leads_are_recalled_to_the_pool(
     unit: SalesUnit, session: Session, clock: FixedClock
 ) -> None:
+    # assigned Tuesday 2026-03-03 10:00 in Shanghai: 48 working hours (9 a day) end on
+    # the next Tuesday, 2026-03-10 13:00; the weekend between does not count
+    clock.at = datetime(2026, 3, 3, 2, 0, tzinfo=UTC)
     unit.feed(*demo_request("u1"))
-    clock.advance(timedelta(hours=47))
+    assert only_lead(session).recall_at == datetime(2026, 3, 10, 5, 0, tzinfo=UTC)
+    clock.at = datetime(2026, 3, 10, 4, 59, tzinfo=UTC)
     unit.feed()
     assert only_lead(session).status == "assigned"
-    clock.advance(timedelta(hours=2))
+    clock.at = datetime(2026, 3, 10, 5, 0, tzinfo=UTC)
     unit.feed()
     lead = only_lead(session)
     assert lead.status == "pooled" and lead.owner_user_id is None
