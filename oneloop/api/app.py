@@ -16,7 +16,6 @@ from oneloop.api import errors, health
 from oneloop.api.deps import AppState
 from oneloop.collect import api as collect_api
 from oneloop.collect import consumers, plans_api, sources_api
-from oneloop.core.bus import bus_tasks
 from oneloop.core.config import Settings
 from oneloop.core.db import create_db_engine, session_factory
 from oneloop.core.ids import new_id
@@ -38,6 +37,7 @@ from oneloop.profiles.scores_api import router as scores_router
 from oneloop.sales import api as sales_api
 from oneloop.segments import api as segments_api
 from oneloop.web import pages
+from oneloop.worker import worker_tasks
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             worker = threading.Thread(
                 target=consumers.run_forever,
                 args=(state.sessions, consumers.registered(), stop),
-                kwargs={"tasks": [*consumers.registered_tasks(), *bus_tasks(settings)]},
+                kwargs={"tasks": worker_tasks(settings)},
                 name="oneloop-consumers",
                 daemon=True,
             )

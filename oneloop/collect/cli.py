@@ -18,8 +18,8 @@ from oneloop.cli.common import (
 )
 from oneloop.collect import catalog, consumers, deadletters, service, stats
 from oneloop.collect.schemas import CreatableKind, NewWriteKey, SourceIn
-from oneloop.core.bus import bus_tasks
 from oneloop.core.db import session_factory
+from oneloop.worker import worker_tasks
 
 sources_app = typer.Typer(help="Sources and their write keys.", no_args_is_help=True)
 
@@ -223,7 +223,7 @@ def worker(
     with reported_errors(), cli_engine() as (settings, engine):
         sessions = session_factory(engine)
         found = consumers.registered()
-        tasks = [*consumers.registered_tasks(), *bus_tasks(settings)]
+        tasks = worker_tasks(settings)
         if once:
             with progress_bar("consuming the log") as tick:
                 totals = consumers.drain(sessions, found, tasks=tasks, on_progress=tick)

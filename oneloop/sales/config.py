@@ -216,6 +216,16 @@ def team_row(session: Session, bu_id: str, code: str) -> TeamRow:
     return row
 
 
+def member_ids(session: Session, team_id: str) -> list[str]:
+    return list(
+        session.scalars(
+            select(TeamMemberRow.user_id)
+            .where(TeamMemberRow.team_id == team_id)
+            .order_by(TeamMemberRow.user_id)
+        )
+    )
+
+
 def open_counts(session: Session, user_ids: Sequence[str]) -> dict[str, int]:
     """Open leads per rep: what capacity and least-loaded assignment read."""
     if not user_ids:

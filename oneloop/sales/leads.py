@@ -588,11 +588,14 @@ def recall_due(session: Session, now: datetime, limit: int = 200) -> int:
         )
     )
     for lead in rows:
-        _to_pool(
-            session, lead, now, "system", "recalled",
-            {"from": lead.owner_user_id or "", "untouched_since": lead.last_touched_at.isoformat()},
-        )  # fmt: skip
+        recall_lead(session, lead, now)
     return len(rows)
+
+
+def recall_lead(session: Session, lead: LeadRow, now: datetime, actor: str = "system") -> None:
+    """Back to the pool: its owner did not touch it within the unit's recall time."""
+    record = {"from": lead.owner_user_id or "", "untouched_since": lead.last_touched_at.isoformat()}
+    _to_pool(session, lead, now, actor, "recalled", record)
 
 
 def recall(session: Session, ctx: Context, bu: str | None = None) -> int:
@@ -610,7 +613,7 @@ def recall(session: Session, ctx: Context, bu: str | None = None) -> int:
         )
     )
     for lead in rows:
-        _to_pool(session, lead, now, ctx.user_id, "recalled", {"from": lead.owner_user_id or ""})
+        recall_lead(session, lead, now, ctx.user_id)
     return len(rows)
 
 
