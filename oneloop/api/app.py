@@ -18,7 +18,6 @@ from oneloop.api.graphql import make_router as graphql_router
 from oneloop.api.idempotency import IdempotencyMiddleware
 from oneloop.collect import api as collect_api
 from oneloop.collect import consumers, plans_api, sources_api
-from oneloop.core.bus import bus_tasks
 from oneloop.core.config import Settings
 from oneloop.core.db import create_db_engine, session_factory
 from oneloop.core.ids import new_id
@@ -37,8 +36,10 @@ from oneloop.identity import api as identity_api
 from oneloop.profiles import api as profiles_api
 from oneloop.profiles import traits_api
 from oneloop.profiles.scores_api import router as scores_router
+from oneloop.sales import api as sales_api
 from oneloop.segments import api as segments_api
 from oneloop.web import pages
+from oneloop.worker import worker_tasks
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             worker = threading.Thread(
                 target=consumers.run_forever,
                 args=(state.sessions, consumers.registered(), stop),
-                kwargs={"tasks": [*consumers.registered_tasks(), *bus_tasks(settings)]},
+                kwargs={"tasks": worker_tasks(settings)},
                 name="oneloop-consumers",
                 daemon=True,
             )
@@ -144,6 +145,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(traits_api.router)
     app.include_router(profiles_api.router)
     app.include_router(segments_api.router)
+    app.include_router(sales_api.router)
     app.include_router(graphql_router())
     pages.install(app)  # the console: its routes, static files, and HTML error pages
     return app

@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from oneloop.bench import demo, identity, ingest, segments, store
-from oneloop.bench.harness import BenchReport
+from oneloop.bench import demo, identity, ingest, leads, segments, store
+from oneloop.bench.harness import BenchFailed, BenchReport
 from oneloop.cli.common import console, err_console, fail, load_settings, progress_bar
 
 bench_app = typer.Typer(
@@ -174,6 +174,39 @@ def segments_cmd(
                 on_progress=tick,
                 say=lambda message: err_console.print(f"[dim]{message}[/]"),
             )
-    except segments.BenchFailed as exc:
+    except BenchFailed as exc:
+        fail(str(exc))
+    show(report, json_out)
+
+
+@bench_app.command("leads", epilog="Example: oneloop bench leads --leads 10000 --json leads.json")
+def leads_cmd(
+    json_out: JsonOut = None,
+    count: Annotated[int, typer.Option("--leads", min=10, help="leads to trigger")] = 10_000,
+    rate: Annotated[float, typer.Option(min=0.1, help="triggers per second")] = 50.0,
+    seed: Annotated[int, typer.Option(help="random seed of the customers")] = 7,
+    postgres_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ONELOOP_BENCH_POSTGRES_URL",
+            help="measure PostgreSQL at this URL instead of a scratch SQLite file",
+        ),
+    ] = None,
+) -> None:
+    """Trigger event committed → lead assigned, p50/p99, with the worker running as the server
+    runs it; routing decisions/s of the shipped DMN table."""
+    settings = load_settings()
+    logging.getLogger("oneloop").setLevel(logging.WARNING)
+    try:
+        with progress_bar(f"triggering {count:,} leads at {rate:g}/s") as tick:
+            report = leads.run(
+                settings,
+                leads=count,
+                rate_per_s=rate,
+                seed=seed,
+                postgres_url=postgres_url,
+                on_progress=tick,
+            )
+    except BenchFailed as exc:
         fail(str(exc))
     show(report, json_out)

@@ -15,14 +15,25 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
 
 from oneloop import __version__
+from oneloop.collect import consumers
+from oneloop.collect.ingest import ingest
+from oneloop.collect.schemas import Source
+from oneloop.collect.spec import parse_batch
+from oneloop.core.db import is_transient
 
 Progress = Callable[[int, int], None]
 Metrics = dict[str, float | int | str | None]
@@ -132,3 +143,43 @@ def served(database_url: str, port: int, **env: str) -> Iterator[str]:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+class BenchFailed(RuntimeError):
+    """The run measured something wrong (counts that disagree, entries that never came)."""
+
+
+def ingest_calls(
+    sessions: sessionmaker[Session], source: Source, calls: list[dict[str, Any]]
+) -> int:
+    """One tracking batch, committed (acknowledged); retried while the database is busy, as an
+    SDK retries a 503. The number of retries."""
+    retries = 0
+    while True:
+        now = datetime.now(UTC)
+        batch = [{**c, "timestamp": now.isoformat()} for c in calls]
+        messages, invalid = parse_batch({"batch": batch}, now)
+        if invalid:
+            raise BenchFailed(f"a generated call was refused: {invalid[0].detail}")
+        try:
+            with sessions() as session:
+                ingest(session, source, messages, received_at=now, origin="api", ref="bench")
+                session.commit()
+            return retries
+        except DBAPIError as exc:
+            if not is_transient(exc):
+                raise
+            retries += 1
+
+
+def consumers_at_work(
+    sessions: sessionmaker[Session], stop: threading.Event, failures: list[BaseException]
+) -> None:
+    """The log's consumers and the worker's tasks, as ``oneloop serve`` runs them, until
+    ``stop``; a failure is kept for the measuring thread, which fails the run."""
+    try:
+        consumers.run_forever(
+            sessions, consumers.registered(), stop, tasks=consumers.registered_tasks()
+        )
+    except BaseException as exc:  # reported by the measuring thread
+        failures.append(exc)

@@ -79,15 +79,17 @@ from typing import Any, NamedTuple
 
 import yaml
 from sqlalchemy import Engine, Table, event, func, insert, select, text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from ulid import ULID
 
 from oneloop.bench.harness import (
     NO_PROGRESS,
+    BenchFailed,
     BenchReport,
     Metrics,
     Progress,
+    consumers_at_work,
+    ingest_calls,
     percentiles,
     rate,
     ratio,
@@ -95,14 +97,12 @@ from oneloop.bench.harness import (
 )
 from oneloop.collect import consumers
 from oneloop.collect import service as collect
-from oneloop.collect.ingest import ingest
 from oneloop.collect.models import CursorRow
 from oneloop.collect.schemas import Source, SourceIn
-from oneloop.collect.spec import parse_batch
 from oneloop.core.clock import FixedClock
 from oneloop.core.config import Settings
 from oneloop.core.context import Context, system_context
-from oneloop.core.db import create_db_engine, is_transient, session_factory
+from oneloop.core.db import create_db_engine, session_factory
 from oneloop.core.errors import Conflict
 from oneloop.governance import service as governance
 from oneloop.governance.schemas import BusinessUnitIn
@@ -241,10 +241,6 @@ BASELINE_SQL: dict[str, str] = {
         ) x
         JOIN profiles_profile_unit u ON u.profile_id = x.profile_id AND u.bu_id = :unit""",
 }
-
-
-class BenchFailed(RuntimeError):
-    """The run measured something wrong (counts that disagree, entries that never came)."""
 
 
 def run(
@@ -913,7 +909,7 @@ def _live(
     tell(f"ingesting {events:,} events, then draining them through the consumers")
     with timed() as ingesting:
         for low in range(0, events, INGEST_BATCH):
-            _send(sessions, setup.shop_source, calls[low : low + INGEST_BATCH])
+            ingest_calls(sessions, setup.shop_source, calls[low : low + INGEST_BATCH])
     with timed() as draining:  # the consumers only: the tasks are timed on their own
         totals = consumers.drain(sessions, consumers.registered())
     done = totals.get("profiles")
@@ -970,27 +966,6 @@ def _call(rng: random.Random, people: int, tag: str, events: int) -> dict[str, A
     return {**base, "type": "track", "event": name}
 
 
-def _send(sessions: sessionmaker[Session], source: Source, calls: list[dict[str, Any]]) -> int:
-    """One tracking batch, committed (acknowledged); retried while the database is busy, as an
-    SDK retries a 503. The number of retries."""
-    retries = 0
-    while True:
-        now = datetime.now(UTC)
-        batch = [{**c, "timestamp": now.isoformat()} for c in calls]
-        messages, invalid = parse_batch({"batch": batch}, now)
-        if invalid:
-            raise BenchFailed(f"a generated call was refused: {invalid[0].detail}")
-        try:
-            with sessions() as session:
-                ingest(session, source, messages, received_at=now, origin="api", ref="bench")
-                session.commit()
-            return retries
-        except DBAPIError as exc:
-            if not is_transient(exc):
-                raise
-            retries += 1
-
-
 def _latency(
     sessions: sessionmaker[Session],
     source: Source,
@@ -1009,14 +984,6 @@ def _latency(
     failures: list[BaseException] = []
     seen: dict[str, datetime] = {}
 
-    def work() -> None:
-        try:
-            consumers.run_forever(
-                sessions, consumers.registered(), stop, tasks=consumers.registered_tasks()
-            )
-        except BaseException as exc:  # reported by the main thread, which fails the run
-            failures.append(exc)
-
     def observe() -> None:
         last = mark
         with sessions() as session:
@@ -1029,7 +996,10 @@ def _latency(
                 session.rollback()  # end the read: the next poll sees what committed since
                 finished.wait(POLL_S)
 
-    threads = [threading.Thread(target=f, daemon=True) for f in (work, observe)]
+    threads = [
+        threading.Thread(target=consumers_at_work, args=(sessions, stop, failures), daemon=True),
+        threading.Thread(target=observe, daemon=True),
+    ]
     for thread in threads:
         thread.start()
     committed: dict[str, datetime] = {}
@@ -1043,7 +1013,7 @@ def _latency(
             user = f"live-{tag}-{k}"
             call = {"type": "track", "event": "Product Viewed", "userId": user,
                     "messageId": str(uuid.uuid4()), "properties": {"category": "冰箱"}}  # fmt: skip
-            retries += _send(sessions, source, [call])
+            retries += ingest_calls(sessions, source, [call])
             committed[user] = datetime.now(UTC)
         fed = time.perf_counter() - started
         deadline = time.monotonic() + ENTRY_WAIT_S

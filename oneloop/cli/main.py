@@ -26,6 +26,7 @@ from oneloop.identity.cli import identity_app
 from oneloop.profiles.cli import profiles_app, tags_app
 from oneloop.profiles.scores_cli import scores_app
 from oneloop.profiles.traits_cli import traits_app
+from oneloop.sales.cli import leads_app, sales_app
 from oneloop.segments.cli import segments_app
 
 app = typer.Typer(
@@ -50,6 +51,8 @@ app.add_typer(deadletters_app, name="deadletters")
 app.add_typer(identity_app, name="identity")
 app.add_typer(scores_app, name="scores")
 app.add_typer(traits_app, name="traits")
+app.add_typer(leads_app, name="leads")
+app.add_typer(sales_app, name="sales")
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(tags_app, name="tags")
 app.add_typer(segments_app, name="segments")

@@ -17,9 +17,9 @@ from oneloop.cli.common import (
     reported_errors,
 )
 from oneloop.collect import catalog, consumers, deadletters, service, stats
-from oneloop.collect.schemas import NewWriteKey, SourceIn, SourceKind
-from oneloop.core.bus import bus_tasks
+from oneloop.collect.schemas import CreatableKind, NewWriteKey, SourceIn
 from oneloop.core.db import session_factory
+from oneloop.worker import worker_tasks
 
 sources_app = typer.Typer(help="Sources and their write keys.", no_args_is_help=True)
 
@@ -42,7 +42,7 @@ def _show_key(new: NewWriteKey, as_json: bool, what: str) -> None:
 def create(
     bu: Annotated[str, typer.Option(help="business unit code")],
     name: Annotated[str, typer.Option(help="a name people recognise, e.g. 官网 Web")],
-    kind: Annotated[SourceKind, typer.Option(help="http, file or webhook")] = "http",
+    kind: Annotated[CreatableKind, typer.Option(help="http, file or webhook")] = "http",
     as_json: AsJson = False,
 ) -> None:
     """Create a source and print its first write key (the only time it is shown)."""
@@ -223,7 +223,7 @@ def worker(
     with reported_errors(), cli_engine() as (settings, engine):
         sessions = session_factory(engine)
         found = consumers.registered()
-        tasks = [*consumers.registered_tasks(), *bus_tasks(settings)]
+        tasks = worker_tasks(settings)
         if once:
             with progress_bar("consuming the log") as tick:
                 totals = consumers.drain(sessions, found, tasks=tasks, on_progress=tick)

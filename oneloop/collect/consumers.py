@@ -49,6 +49,7 @@ BUILTIN_CONSUMERS: tuple[str, ...] = (
     "oneloop.identity.probabilistic",
     "oneloop.profiles.live",
     "oneloop.governance.consent_tracking",
+    "oneloop.sales.tasks",
 )
 
 

@@ -9,13 +9,15 @@ from pydantic import BaseModel, ConfigDict
 
 from oneloop.governance.schemas import BuCode, Name
 
-SourceKind = Literal["http", "file", "webhook"]
+# ``internal``: events OneLoop writes itself (a lead's status, an opportunity won); no key.
+SourceKind = Literal["http", "file", "webhook", "internal"]
+CreatableKind = Literal["http", "file", "webhook"]
 
 
 class SourceIn(BaseModel):
     bu: BuCode
     name: Name
-    kind: SourceKind = "http"
+    kind: CreatableKind = "http"
 
 
 class WriteKey(BaseModel):

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from oneloop.collect.models import SourceRow, WriteKeyRow
 from oneloop.collect.schemas import NewWriteKey, Source, SourceIn, WriteKey
+from oneloop.core.clock import SystemClock
 from oneloop.core.context import Context
 from oneloop.core.db import in_tenancy
 from oneloop.core.errors import Conflict, NotFound, Unauthenticated
@@ -52,6 +53,24 @@ def create_source(session: Session, ctx: Context, data: SourceIn) -> NewWriteKey
     made = NewWriteKey(id=row.id, write_key=_add_key(session, ctx, row.id))
     audit.record(session, ctx, "source.created", "source", row.id, bu_id=row.bu_id)
     return made
+
+
+def internal_source(session: Session, bu_id: str, name: str) -> Source:
+    """The unit's source for events OneLoop itself writes (a lead's status, an opportunity
+    won), made on first use. It has no write key: nothing outside may send as it."""
+    query = select(SourceRow).where(
+        SourceRow.bu_id == bu_id, SourceRow.name == name, SourceRow.kind == "internal"
+    )
+    row = session.scalar(query)
+    if row is None:
+        now = SystemClock().now()
+        row = SourceRow(
+            id=new_id(now), bu_id=bu_id, name=name, kind="internal", is_enabled=True,
+            created_at=now, updated_at=now,
+        )  # fmt: skip
+        session.add(row)
+        session.flush()
+    return Source.model_validate(row)
 
 
 def list_sources(session: Session, ctx: Context) -> list[Source]:

@@ -15,7 +15,10 @@ retry hint, never a 4xx that a tracking SDK would treat as final.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError as PydanticError
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,11 @@ class ValidationFailed(OneLoopError):
     ) -> None:
         super().__init__(detail, **context)
         self.errors = errors or []
+
+    @classmethod
+    def from_pydantic(cls, exc: PydanticError, detail: str) -> ValidationFailed:
+        """A pydantic model's refusal of a document, each error at its path."""
+        return cls(detail, [FieldError(tuple(e["loc"]), e["msg"]) for e in exc.errors()])
 
 
 class InvalidPayload(ValidationFailed):

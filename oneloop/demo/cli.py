@@ -11,6 +11,7 @@ from rich.table import Table
 
 from oneloop.cli.common import (
     cli_engine,
+    cli_session,
     console,
     load_settings,
     print_json,
@@ -19,6 +20,7 @@ from oneloop.cli.common import (
 )
 from oneloop.core.context import system_context
 from oneloop.core.db import session_factory
+from oneloop.demo import sales as demo_sales
 from oneloop.demo.generate import generate
 from oneloop.demo.load import load_demo
 
@@ -83,10 +85,15 @@ def load_cmd(
     else:
         console.print(f"admin {summary.admin_email} exists; its password is unchanged")
     if summary.role_users:
+        reps = set(demo_sales.rep_emails())
         users = Table("email", "role", "unit", title="demo users, one per role per unit")
         for user in summary.role_users:
-            users.add_row(user.email, user.role, user.unit)
+            if user.email not in reps:
+                users.add_row(user.email, user.role, user.unit)
         console.print(users)
+        console.print(
+            f"and {len(reps)} sales reps of the {demo_sales.UNIT} unit's teams, e.g. {min(reps)}"
+        )
         console.print(
             f"their password: [bold yellow]{summary.role_password}[/] (shown once; "
             "`oneloop users set EMAIL --password` sets another)"
@@ -111,3 +118,17 @@ def load_cmd(
     console.print(table)
     if summary.accepted == 0:
         console.print("nothing new: every file was loaded before")
+
+
+@demo_app.command(
+    "work-leads", epilog="Example: oneloop worker --once && oneloop demo work-leads --seed 7"
+)
+def work_leads_cmd(
+    seed: Annotated[int, typer.Option(help="the draw of who does what")] = 7,
+) -> None:
+    """Play a week of the industrial unit's reps at work on its leads (run it after the worker
+    has turned the demo's high-intent visitors into leads): contacts, qualifications, deals
+    won and lost, leads returned, claimed from the pool and recalled to it."""
+    with reported_errors(), cli_session() as (session, ctx):
+        done = demo_sales.work_leads(session, ctx, seed)
+    console.print(", ".join(f"{name} {count}" for name, count in asdict(done).items()))

@@ -24,10 +24,11 @@ from sqlalchemy.orm import Session
 
 from oneloop.collect import service as collect
 from oneloop.collect.importers import SEGMENT, ImportReport, import_file
-from oneloop.collect.schemas import SourceIn, SourceKind
+from oneloop.collect.schemas import CreatableKind, SourceIn
 from oneloop.core.context import Context
 from oneloop.core.errors import NotFound
 from oneloop.demo import definitions
+from oneloop.demo import sales as demo_sales
 from oneloop.demo.catalog import GROUP, UNITS, DemoUnit
 from oneloop.governance import dictionary, users
 from oneloop.governance import service as governance
@@ -42,7 +43,7 @@ WEB_SOURCE = "官网 Web"
 class DemoSource:
     bu: str
     name: str
-    kind: SourceKind
+    kind: CreatableKind
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,7 @@ class LoadSummary:
     new_write_keys: dict[str, str] = field(default_factory=dict)  # BU code -> web key made now
     files: dict[str, int] = field(default_factory=dict)
     definitions: int = 0  # tags, traits, score models and segments created by this load
+    sales: demo_sales.SalesSetup = field(default_factory=demo_sales.SalesSetup)
     loads: list[FileLoad] = field(default_factory=list)
 
     @property
@@ -139,6 +141,13 @@ def load_demo(
     dictionary.install_defaults(session, ctx)  # before the traits that name its metrics
     session.commit()
     summary.definitions = definitions.install(session, ctx).created
+    session.commit()
+    summary.sales = demo_sales.install(
+        session,
+        ctx,
+        manager=role_user_email("sales_manager", demo_sales.UNIT),
+        rep=role_user_email("sales_rep", demo_sales.UNIT),
+    )
     session.commit()
     summary.files = read_manifest(demo_dir)
     _load_files(session, ctx, demo_dir, sources, summary, on_progress)
@@ -168,6 +177,7 @@ def _ensure_users(session: Session, ctx: Context, summary: LoadSummary) -> None:
         for r in BUILTIN_ROLES.values()
         if not r.group_only
     ]
+    wanted += [DemoUser(email, "sales_rep", demo_sales.UNIT) for email in demo_sales.rep_emails()]
     for user in wanted:
         if users.user_exists(session, ctx, user.email):
             continue

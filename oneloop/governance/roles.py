@@ -44,6 +44,18 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     "consent.manage": ("管理授权", "record consent and withdrawals on a customer's behalf"),
     "privacy.manage": ("隐私请求", "handle access, erasure and objection requests"),
     "dictionary.manage": ("管理数据字典", "define fields and metrics in the data dictionary"),
+    "sales.lead.read": ("查看线索", "see your own leads and the pool"),
+    "sales.lead.read_all": ("查看全部线索", "see every lead of the unit"),
+    "sales.lead.work": ("跟进线索", "claim and return leads; record contact, qualification"),
+    "sales.lead.manage": (
+        "管理线索",
+        "create, reassign and recall leads; convert and close opportunities of any rep",
+    ),
+    "sales.config.manage": (
+        "管理销售配置",
+        "lead triggers, SLA and calendar, teams and reps, routing tables",
+    ),
+    "sales.report.read": ("查看销售报表", "see the lead funnel and the hand-off report"),
     PII_READ: ("查看明文个人信息", "read personal information unmasked (audited)"),
     "governance.audit.read": ("查看审计日志", "search and verify the audit log"),
     "governance.bu.read": ("查看事业部", "see business units"),
@@ -72,6 +84,13 @@ _MARKETING = {
     "segments.export",
     "consent.read",
     "governance.bu.read",
+}
+_LEADS = {"sales.lead.read", "sales.lead.work"}
+_SALES_MANAGER = _LEADS | {
+    "sales.lead.read_all",
+    "sales.lead.manage",
+    "sales.config.manage",
+    "sales.report.read",
 }
 # The 360 view shows a customer's identifiers and golden record (identity's), so whoever
 # reads profiles reads identity too.
@@ -106,14 +125,18 @@ BUILTIN_ROLES: dict[str, BuiltinRole] = {
             frozenset(PERMISSIONS)
             - {"governance.bu.create", "governance.role.manage", "dictionary.manage"},
         ),
-        BuiltinRole("marketer", "市场专员", "Marketer", frozenset(_MARKETING)),
+        BuiltinRole(
+            "marketer", "市场专员", "Marketer", frozenset(_MARKETING | {"sales.report.read"})
+        ),
         BuiltinRole(
             "sales_manager",
             "销售经理",
             "Sales manager",
-            frozenset(_SALES | {"segments.export", PII_READ, "governance.user.read"}),
+            frozenset(
+                _SALES | _SALES_MANAGER | {"segments.export", PII_READ, "governance.user.read"}
+            ),
         ),
-        BuiltinRole("sales_rep", "销售代表", "Sales rep", frozenset(_SALES | {PII_READ})),
+        BuiltinRole("sales_rep", "销售代表", "Sales rep", frozenset(_SALES | _LEADS | {PII_READ})),
         BuiltinRole(
             "service_agent",
             "客服专员",
@@ -124,7 +147,7 @@ BUILTIN_ROLES: dict[str, BuiltinRole] = {
             "analyst",
             "数据分析师",
             "Analyst",
-            frozenset(_MARKETING - {"profiles.tag", "segments.export"}),
+            frozenset(_MARKETING - {"profiles.tag", "segments.export"} | {"sales.report.read"}),
         ),
         BuiltinRole(
             "compliance_officer",

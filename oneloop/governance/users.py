@@ -40,7 +40,7 @@ from oneloop.governance.schemas import (
     UserIn,
     UserPatch,
 )
-from oneloop.governance.service import unit_row
+from oneloop.governance.service import group_id, unit_row
 
 READ = "governance.user.read"
 MANAGE = "governance.user.manage"
@@ -284,6 +284,22 @@ def get_user(session: Session, ctx: Context, user_id: str) -> User:
 def user_of(session: Session, user_id: str) -> User:
     """A user as they see themselves: with every one of their memberships."""
     return _users(session, None, [session.get_one(UserRow, user_id)])[0]
+
+
+def user_in_unit(session: Session, email: str, bu_id: str) -> User | None:
+    """The active user ``email`` if they hold a role in the unit or the group: who may own
+    the unit's work (a lead, later a ticket)."""
+    row = session.scalar(
+        select(UserRow)
+        .join(MembershipRow, MembershipRow.user_id == UserRow.id)
+        .where(
+            UserRow.email == email.strip().lower(),
+            UserRow.is_active.is_(True),
+            MembershipRow.bu_id.in_([bu_id, group_id(session)]),
+        )
+        .limit(1)
+    )
+    return None if row is None else _users(session, None, [row])[0]
 
 
 def find_user(session: Session, ctx: Context, email: str) -> User:

@@ -177,8 +177,7 @@ def parse(document: object) -> Rules:
     try:
         doc = RulesDoc.model_validate(document)
     except ValidationError as exc:
-        errors = [FieldError(tuple(e["loc"]), e["msg"]) for e in exc.errors()]
-        raise ValidationFailed("the identity rules are not valid", errors) from None
+        raise ValidationFailed.from_pydantic(exc, "the identity rules are not valid") from None
     errors = [
         FieldError(("aliases", alias), f"names unknown type {target!r}")
         for alias, target in doc.aliases.items()

@@ -608,3 +608,36 @@ def changes_after(session: Session, seq: int, limit: int) -> list[Change]:
         .limit(limit)
     )
     return [Change(*row) for row in rows]
+
+
+# Identifiers an internal event may carry to land on a profile, most durable first: an id
+# the business issued outlives an email, which outlives a cookie.
+ANCHOR_TYPES = ("user_id", "crm_id", "member_no", "wechat_unionid", "email", "phone",
+                "device_id", "anonymous_id")  # fmt: skip
+
+
+def anchor_identifier(session: Session, profile_id: str, bu_id: str) -> tuple[str, str] | None:
+    """An identifier (``type``, raw value) that an event of unit ``bu_id`` about this profile
+    should carry so that resolution puts it on the profile: a lead's status change, an
+    opportunity won. A type kept per unit counts only with the unit's own prefix, which the
+    raw value leaves out (resolution adds it back)."""
+    rows = session.execute(
+        select(IdentifierRow.type, IdentifierRow.value).where(
+            IdentifierRow.profile_id == current_id(session, profile_id),
+            IdentifierRow.type.in_(ANCHOR_TYPES),
+            IdentifierRow.shared_reason.is_(None),
+        )
+    ).all()
+    rules = active_rules(session)
+    code = unit_codes(session).get(bu_id, "")
+    found = []
+    for kind, value in rows:
+        rule = rules.types.get(kind)
+        if rule is None:
+            continue
+        if rule.scope == "business_unit":
+            prefix, _, value = value.partition(":")
+            if prefix != code:
+                continue
+        found.append((kind, value))
+    return min(found, key=lambda r: (ANCHOR_TYPES.index(r[0]), r[1]), default=None)

@@ -27,6 +27,7 @@ def target_metadata() -> MetaData:
     import oneloop.governance.privacy_models
     import oneloop.identity.models
     import oneloop.profiles.models
+    import oneloop.sales.models
     import oneloop.segments.models  # noqa: F401
 
     return Base.metadata

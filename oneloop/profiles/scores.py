@@ -457,3 +457,41 @@ def history(
         )
         for row, code, name in session.execute(query)
     ]
+
+
+@dataclass(frozen=True)
+class ScoreAward:
+    """Points given, as followers of the awards feed see them (sales' score triggers)."""
+
+    id: int
+    profile_id: str
+    bu_id: str
+    code: str
+    value_after: float
+    points: float
+    at: datetime
+
+
+def awards_after(session: Session, after: int, limit: int) -> list[ScoreAward]:
+    """Every model's awards after id ``after``, in order. Awards are written by the profiles
+    consumer alone, one step at a time, so id order is commit order."""
+    rows = session.execute(
+        select(
+            H.id, H.profile_id, ScoreModelRow.bu_id, ScoreModelRow.code, H.value_after, H.points,
+            H.at,
+        )
+        .join(ScoreModelRow, ScoreModelRow.id == H.model_id)
+        .where(H.id > after)
+        .order_by(H.id)
+        .limit(limit)
+    )  # fmt: skip
+    return [ScoreAward(*row) for row in rows]
+
+
+def model_exists(session: Session, bu_id: str, code: str) -> bool:
+    """Whether the unit (or the group) has score model ``code``."""
+    units = [bu_id, governance.group_id(session)]
+    found = session.scalar(
+        select(ScoreModelRow.id).where(ScoreModelRow.bu_id.in_(units), ScoreModelRow.code == code)
+    )
+    return found is not None

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from oneloop.core.context import Context
@@ -666,3 +667,65 @@ def _changed(session: Session, ctx: Context, profile_ids: set[str]) -> None:
 
     session.flush()
     live.refresh(session, dict.fromkeys(profile_ids, "tag"), When(ctx.clock.now(), zone_of(None)))
+
+
+# --- reads for other domains' followers (sales' lead triggers), not for showing ---------------
+
+
+@dataclass(frozen=True)
+class NamedEvent:
+    seq: int
+    profile_id: str
+    bu_id: str
+    name: str
+    at: datetime
+    properties: dict[str, Any]  # Any: JSON values as sent
+
+
+def events_named_after(
+    session: Session, seq: int, names: Collection[str], limit: int
+) -> tuple[list[NamedEvent], int]:
+    """Projected events with one of ``names`` after position ``seq``, in log order, and the
+    position read up to (the caller's next ``seq``, moved past events of other names too).
+    The profiles consumer projects in log order, one step at a time."""
+    top = session.scalar(select(func.max(ProfileEventRow.seq))) or 0
+    upto = min(top, seq + limit * 50)
+    if upto <= seq or not names:
+        return [], max(seq, upto)
+    rows = session.execute(
+        select(
+            ProfileEventRow.seq, ProfileEventRow.profile_id, ProfileEventRow.bu_id,
+            ProfileEventRow.name, ProfileEventRow.at, ProfileEventRow.properties,
+        )
+        .where(
+            ProfileEventRow.seq > seq,
+            ProfileEventRow.seq <= upto,
+            ProfileEventRow.name.in_(list(names)),
+        )
+        .order_by(ProfileEventRow.seq)
+        .limit(limit)
+    ).all()  # fmt: skip
+    found = [NamedEvent(*row) for row in rows]
+    return found, (found[-1].seq if len(found) == limit else upto)
+
+
+def recent_events(
+    session: Session, profile_id: str, bu_id: str, limit: int = 5
+) -> list[tuple[str, datetime]]:
+    """The profile's latest events in one unit, by name and time."""
+    rows = session.execute(
+        select(ProfileEventRow.name, ProfileEventRow.at)
+        .where(ProfileEventRow.profile_id == profile_id, ProfileEventRow.bu_id == bu_id)
+        .order_by(ProfileEventRow.at.desc(), ProfileEventRow.seq.desc())
+        .limit(limit)
+    )
+    return [(name, at) for name, at in rows]
+
+
+def first_seen_in(session: Session, profile_id: str, bu_id: str) -> datetime | None:
+    """When the profile first touched the unit."""
+    return session.scalar(
+        select(ProfileUnitRow.first_at).where(
+            ProfileUnitRow.profile_id == profile_id, ProfileUnitRow.bu_id == bu_id
+        )
+    )

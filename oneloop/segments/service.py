@@ -662,3 +662,22 @@ def _trail(start: str, target: str, uses: dict[str, frozenset[str]]) -> list[str
         seen.add(at)
         stack.extend((n, [*trail, n]) for n in sorted(uses.get(at, ())))
     return None
+
+
+def codes_of(session: Session, segment_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """Segment id → (unit id, code), for followers of the change feed that act on codes."""
+    rows = session.execute(
+        select(SegmentRow.id, SegmentRow.bu_id, SegmentRow.code).where(
+            SegmentRow.id.in_(list(set(segment_ids)))
+        )
+    )
+    return {segment: (unit, code) for segment, unit, code in rows}
+
+
+def code_exists(session: Session, bu_id: str, code: str) -> bool:
+    """Whether the unit (or the group, whose segments every unit uses) has segment ``code``."""
+    units = [bu_id, governance.group_id(session)]
+    found = session.scalar(
+        select(SegmentRow.id).where(SegmentRow.bu_id.in_(units), SegmentRow.code == code)
+    )
+    return found is not None

@@ -12,6 +12,7 @@ from oneloop.collect.models import DeadLetterRow, EventRow
 from oneloop.core.clock import FixedClock
 from oneloop.core.config import Settings
 from oneloop.core.context import Context
+from oneloop.demo import sales as demo_sales
 from oneloop.demo.catalog import GROUP, UNITS
 from oneloop.demo.generate import generate
 from oneloop.demo.load import ADMIN_EMAIL, DEMO_FILES, DemoUser, load_demo, role_user_email
@@ -34,7 +35,9 @@ def test_load_creates_the_group_units_and_admin_once(
     assert first.created_units == [GROUP.code, *(u.code for u in UNITS)]
     assert first.admin_password and len(first.admin_password) >= 12
     assert _signs_in(session, settings, ADMIN_EMAIL, first.admin_password)
-    assert first.role_password and len(first.role_users) == 2 + 7 * len(UNITS)
+    # a user per role per unit, HQ's two, and the industrial unit's sales team reps
+    reps = len(demo_sales.rep_emails())
+    assert first.role_password and len(first.role_users) == 2 + 7 * len(UNITS) + reps
     marketer = role_user_email("marketer", "appliances")
     assert DemoUser(marketer, "marketer", "appliances") in first.role_users
     assert _signs_in(session, settings, marketer, first.role_password)
