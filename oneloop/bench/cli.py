@@ -183,7 +183,7 @@ def segments_cmd(
 def leads_cmd(
     json_out: JsonOut = None,
     count: Annotated[int, typer.Option("--leads", min=10, help="leads to trigger")] = 10_000,
-    rate: Annotated[float, typer.Option(min=0.1, help="triggers per second")] = 50.0,
+    rate: Annotated[float, typer.Option(min=0.1, help="triggers per second")] = 20.0,
     seed: Annotated[int, typer.Option(help="random seed of the customers")] = 7,
     postgres_url: Annotated[
         str | None,

@@ -17,7 +17,7 @@ from oneloop.collect.models import SourceRow, WriteKeyRow
 from oneloop.collect.schemas import NewWriteKey, Source, SourceIn, WriteKey
 from oneloop.core.clock import SystemClock
 from oneloop.core.context import Context
-from oneloop.core.db import in_tenancy
+from oneloop.core.db import in_tenancy, memo
 from oneloop.core.errors import Conflict, NotFound, Unauthenticated
 from oneloop.core.ids import new_id
 from oneloop.governance import audit
@@ -58,19 +58,24 @@ def create_source(session: Session, ctx: Context, data: SourceIn) -> NewWriteKey
 def internal_source(session: Session, bu_id: str, name: str) -> Source:
     """The unit's source for events OneLoop itself writes (a lead's status, an opportunity
     won), made on first use. It has no write key: nothing outside may send as it."""
-    query = select(SourceRow).where(
-        SourceRow.bu_id == bu_id, SourceRow.name == name, SourceRow.kind == "internal"
-    )
-    row = session.scalar(query)
-    if row is None:
-        now = SystemClock().now()
-        row = SourceRow(
-            id=new_id(now), bu_id=bu_id, name=name, kind="internal", is_enabled=True,
-            created_at=now, updated_at=now,
-        )  # fmt: skip
-        session.add(row)
-        session.flush()
-    return Source.model_validate(row)
+
+    def find_or_make() -> Source:
+        row = session.scalar(
+            select(SourceRow).where(
+                SourceRow.bu_id == bu_id, SourceRow.name == name, SourceRow.kind == "internal"
+            )
+        )
+        if row is None:
+            now = SystemClock().now()
+            row = SourceRow(
+                id=new_id(now), bu_id=bu_id, name=name, kind="internal", is_enabled=True,
+                created_at=now, updated_at=now,
+            )  # fmt: skip
+            session.add(row)
+            session.flush()
+        return Source.model_validate(row)
+
+    return memo(session, ("collect.internal_source", bu_id, name), find_or_make)
 
 
 def list_sources(session: Session, ctx: Context) -> list[Source]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +37,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from oneloop.core.config import Settings
@@ -182,6 +182,30 @@ def in_chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
     """Slices of ``items`` small enough for one ``IN (...)`` on either database."""
     for start in range(0, len(items), IN_CHUNK):
         yield items[start : start + IN_CHUNK]
+
+
+_MEMO = "oneloop.memo"
+
+
+def memo(session: Session, key: Hashable, compute: Callable[[], T]) -> T:
+    """``compute()`` once per transaction of ``session``: the small lookups every item of a
+    batch reads (a unit's settings, the group's id), forgotten when the transaction ends, so
+    another transaction's change is seen by the next one."""
+    cache: dict[Hashable, Any] = session.info.setdefault(_MEMO, {})  # Any: each key's own
+    if key not in cache:
+        cache[key] = compute()
+    return cache[key]  # type: ignore[no-any-return]  # stored by this function for this key
+
+
+def forget(session: Session, key: Hashable) -> None:
+    """Drop one memo now: the transaction itself just changed what it was computed from."""
+    session.info.get(_MEMO, {}).pop(key, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_memos(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_MEMO, None)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

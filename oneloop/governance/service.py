@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from oneloop.core.context import Context
-from oneloop.core.db import SelectT, in_tenancy
+from oneloop.core.db import SelectT, forget, in_tenancy, memo
 from oneloop.core.errors import Conflict, NotFound
 from oneloop.core.ids import new_id
 from oneloop.governance import audit
@@ -24,6 +24,11 @@ from oneloop.governance.schemas import (
 )
 
 log = logging.getLogger(__name__)
+
+
+# Memo keys (core.db.memo): read once per transaction.
+GROUP_ID = "governance.group_id"
+UNIT_CODES = "governance.unit_codes"
 
 
 def create_business_unit(session: Session, ctx: Context, data: BusinessUnitIn) -> BusinessUnit:
@@ -57,6 +62,7 @@ def create_business_unit(session: Session, ctx: Context, data: BusinessUnitIn) -
     )
     session.add(row)
     session.flush()
+    forget(session, UNIT_CODES)
     audit.record(session, ctx, "business_unit.created", "business_unit", row.id)
     return BusinessUnit.model_validate(row)
 
@@ -110,17 +116,28 @@ def list_business_units(session: Session, ctx: Context) -> list[BusinessUnit]:
 
 
 def unit_codes(session: Session) -> dict[str, str]:
-    """Every unit's id → its code (a handful of rows), for showing ids as codes."""
-    rows = session.execute(select(BusinessUnitRow.id, BusinessUnitRow.code))
-    return {unit: code for unit, code in rows}
+    """Every unit's id → its code (a handful of rows), for showing ids as codes; read once
+    per transaction."""
+
+    def read() -> dict[str, str]:
+        rows = session.execute(select(BusinessUnitRow.id, BusinessUnitRow.code))
+        return {unit: code for unit, code in rows}
+
+    return memo(session, UNIT_CODES, read)
 
 
 def group_id(session: Session) -> str:
     """The group's (HQ's) id: definitions with it as their unit apply group-wide."""
-    found = session.scalar(select(BusinessUnitRow.id).where(BusinessUnitRow.parent_id.is_(None)))
-    if found is None:
-        raise NotFound("the group does not exist yet; create it with `oneloop bu create`")
-    return found
+
+    def read() -> str:
+        found = session.scalar(
+            select(BusinessUnitRow.id).where(BusinessUnitRow.parent_id.is_(None))
+        )
+        if found is None:
+            raise NotFound("the group does not exist yet; create it with `oneloop bu create`")
+        return found
+
+    return memo(session, GROUP_ID, read)
 
 
 def zone_of_unit(session: Session, bu_id: str) -> ZoneInfo:

@@ -16,7 +16,7 @@ from oneloop.collect.consumers import Behind, lock_cursor
 from oneloop.collect.log import Position
 from oneloop.collect.models import CursorRow
 from oneloop.core.context import Context
-from oneloop.core.db import in_chunks, in_tenancy
+from oneloop.core.db import forget, in_chunks, in_tenancy, memo
 from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
 from oneloop.governance import audit, pii
@@ -52,16 +52,24 @@ REBUILD_CHUNK = 500  # profiles re-partitioned per transaction
 _PARSED: dict[str, Rules] = {}  # ruleset row id → parsed rules; rows never change
 
 
+RULES = "identity.rules"  # memo key: the rules in force, read once per transaction
+
+
 def active_rules(session: Session) -> Rules:
-    """The newest stored rules, or the defaults shipped with OneLoop."""
-    row = session.execute(
-        select(RulesetRow.id, RulesetRow.document).order_by(RulesetRow.id.desc()).limit(1)
-    ).first()
-    if row is None:
-        return DEFAULT_RULES
-    if row.id not in _PARSED:
-        _PARSED[row.id] = parse(row.document)
-    return _PARSED[row.id]
+    """The newest stored rules, or the defaults shipped with OneLoop; read once per
+    transaction."""
+
+    def read() -> Rules:
+        row = session.execute(
+            select(RulesetRow.id, RulesetRow.document).order_by(RulesetRow.id.desc()).limit(1)
+        ).first()
+        if row is None:
+            return DEFAULT_RULES
+        if row.id not in _PARSED:
+            _PARSED[row.id] = parse(row.document)
+        return _PARSED[row.id]
+
+    return memo(session, RULES, read)
 
 
 def set_rules(session: Session, ctx: Context, document: dict[str, object]) -> Rules:
@@ -78,6 +86,7 @@ def set_rules(session: Session, ctx: Context, document: dict[str, object]) -> Ru
     )
     session.add(row)
     session.flush()
+    forget(session, RULES)
     detail: dict[str, audit.DetailValue] = {"version": rules.version}
     audit.record(session, ctx, "identity.rules_set", "identity_ruleset", row.id, detail=detail)
     return rules

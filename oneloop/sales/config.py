@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from oneloop.core.calendar import WorkCalendar, calendar_from_config, default_calendar
 from oneloop.core.context import Context
+from oneloop.core.db import forget, memo
 from oneloop.core.errors import FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
 from oneloop.governance import audit, users
@@ -56,8 +57,13 @@ def unit_id(session: Session, ctx: Context, bu: str | None) -> str:
 
 
 def settings_of(session: Session, bu_id: str) -> SalesSettings:
-    row = session.get(UnitSettingsRow, bu_id)
-    return SalesSettings() if row is None else SalesSettings.model_validate(row.document)
+    """The unit's settings, read once per transaction (every lead of a batch reads them)."""
+
+    def read() -> SalesSettings:
+        row = session.get(UnitSettingsRow, bu_id)
+        return SalesSettings() if row is None else SalesSettings.model_validate(row.document)
+
+    return memo(session, ("sales.settings", bu_id), read)
 
 
 def get_settings(session: Session, ctx: Context, bu: str | None = None) -> SalesSettings:
@@ -89,6 +95,7 @@ def set_settings(
         row.document, row.version = stored, row.version + 1
         row.updated_at, row.updated_by = now, ctx.user_id
     session.flush()
+    forget(session, ("sales.settings", bu_id))
     audit.record(
         session, ctx, "sales.settings.changed", "sales_settings", bu_id, bu_id=bu_id,
         detail={"triggers": len(settings.triggers)},
@@ -312,6 +319,7 @@ def upload_table(
     )
     session.add(row)
     session.flush()
+    forget(session, ("sales.table", bu_id))
     audit.record(
         session, ctx, "sales.routing.uploaded", "sales_routing_table", row.id, bu_id=bu_id,
         detail={"version": version, "rules": len(table.rules)},
@@ -333,11 +341,16 @@ def table_info(session: Session, ctx: Context, bu: str | None = None) -> Routing
 
 
 def table_row(session: Session, bu_id: str) -> RoutingTableRow | None:
-    return session.scalar(
-        select(RoutingTableRow)
-        .where(RoutingTableRow.bu_id == bu_id)
-        .order_by(RoutingTableRow.version.desc())
-        .limit(1)
+    """The unit's newest table, read once per transaction."""
+    return memo(
+        session,
+        ("sales.table", bu_id),
+        lambda: session.scalar(
+            select(RoutingTableRow)
+            .where(RoutingTableRow.bu_id == bu_id)
+            .order_by(RoutingTableRow.version.desc())
+            .limit(1)
+        ),
     )
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from oneloop.core.calendar import add_working_time
 from oneloop.core.context import Context
+from oneloop.core.db import memo
 from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
 from oneloop.core.sla import SlaPolicy, sla_deadlines
@@ -38,7 +39,7 @@ from oneloop.sales.models import (
     TeamMemberRow,
     TeamRow,
 )
-from oneloop.sales.schemas import Activity, LeadOut, LeadPage, SalesSettings
+from oneloop.sales.schemas import Activity, LeadOut, LeadPage, SalesSettings, TeamLoad
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ WORK = "sales.lead.work"
 MANAGE = "sales.lead.manage"
 
 MAX_REASONS = 20
+# SLA states a manager chases: the first contact is due soon, or overdue.
+AT_RISK = ("warning", "breached")
 ULID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 MAX_PAGE = 200
 # Facts a routing table may test (docs/routing.md), read from the customer's traits.
@@ -115,8 +118,10 @@ def open_lead(session: Session, hit: Hit, now: datetime, actor: str = "system") 
         _enrich(session, raced, hit, now, actor)
         return raced
     record_activity(session, lead, "created", actor, now, {"source": hit.source, **hit.detail})
-    outcomes.emit(session, lead, "Lead Created", now, {"source": hit.source})
-    route(session, lead, now, actor=actor, settings=settings)
+    route(session, lead, now, actor=actor, settings=settings, announce=False)
+    # one event for the lead's birth and its first routing, not two
+    born = {"source": hit.source, "status": lead.status, **_public(lead.routing)}
+    outcomes.emit(session, lead, "Lead Created", now, born)
     return lead
 
 
@@ -128,23 +133,26 @@ def route(
     actor: str = "system",
     settings: SalesSettings | None = None,
     exclude: frozenset[str] = frozenset(),
+    announce: bool = True,
 ) -> None:
     """Choose the lead's team by the unit's table and its rep by the team's strategy; with no
-    matching row, no table, or nobody available, the lead goes to the pool."""
+    matching row, no table, or nobody available, the lead goes to the pool. ``announce``:
+    write the outcome to the log (a new lead's birth event says it instead)."""
     settings = settings or config.settings_of(session, lead.bu_id)
     table_row = config.table_row(session, lead.bu_id)
     if table_row is None:
-        _to_pool(session, lead, now, actor, "routed", {"why": "no routing table"})
+        _to_pool(session, lead, now, actor, "routed", {"why": "no routing table"}, announce)
         return
     table = config.loaded_table(table_row)
     record: dict[str, Any] = {"table_version": table_row.version}  # Any: JSON
     try:
         decision = routing.decide(table, facts_of(session, lead))
     except routing.OverlappingRules as exc:  # a UNIQUE table with two rows for this lead
-        _to_pool(session, lead, now, actor, "routed", {**record, "why": exc.detail})
+        _to_pool(session, lead, now, actor, "routed", {**record, "why": exc.detail}, announce)
         return
     if decision is None:
-        _to_pool(session, lead, now, actor, "routed", {**record, "why": "no rule matched"})
+        why = "no rule matched"
+        _to_pool(session, lead, now, actor, "routed", {**record, "why": why}, announce)
         return
     record |= {
         "rule_row": decision.rule_row,
@@ -154,27 +162,30 @@ def route(
     }
     team = _locked_team(session, lead.bu_id, decision.team)
     if team is None:
-        _to_pool(session, lead, now, actor, "routed", {**record, "why": "the team is gone"})
+        why = "the team is gone"
+        _to_pool(session, lead, now, actor, "routed", {**record, "why": why}, announce)
         return
     reps = _reps(session, team.id, settings, exclude)
     pick = assign.pick(team.strategy, reps, team.last_user_id)  # type: ignore[arg-type]
     if pick is None:
         why = "nobody in the team is on duty with room"
-        _to_pool(session, lead, now, actor, "routed", {**record, "why": why}, team_id=team.id)
+        record |= {"why": why}
+        _to_pool(session, lead, now, actor, "routed", record, announce, team_id=team.id)
         return
     team.last_user_id = pick.user_id
     record |= {"strategy": pick.strategy, "reason": pick.reason}
-    assign_to(session, lead, pick.user_id, now, actor, "assigned", record, team_id=team.id)
+    assign_to(
+        session, lead, pick.user_id, now, actor, "assigned", record,
+        team_id=team.id, settings=settings, announce=announce,
+    )  # fmt: skip
 
 
 def facts_of(session: Session, lead: LeadRow) -> dict[str, object]:
     """What a routing table may test about the lead's customer: the unit's (and the group's)
     traits by name, each score by its model's code, and the lead's source."""
-    units = [lead.bu_id, governance.group_id(session)]
-    facts: dict[str, object] = {
-        t.name: t.value for t in profile_traits.traits_of(session, lead.profile_id, units)
-    }
-    for score in scores.scores_of(session, lead.profile_id, units):
+    found, scored = _seen(session, lead.bu_id, lead.profile_id)
+    facts: dict[str, object] = dict(found)
+    for score in scored:
         facts.setdefault(score.code, score.value)
     facts.setdefault("score", facts.get("intent"))
     facts["source"] = lead.source
@@ -191,8 +202,10 @@ def assign_to(
     record: dict[str, Any],  # Any: JSON
     *,
     team_id: str | None = None,
+    settings: SalesSettings | None = None,
+    announce: bool = True,
 ) -> None:
-    settings = config.settings_of(session, lead.bu_id)
+    settings = settings or config.settings_of(session, lead.bu_id)
     lead.owner_user_id = user_id
     lead.status = "assigned"
     lead.team_id = team_id or lead.team_id
@@ -201,7 +214,8 @@ def assign_to(
     lead.recall_at = _recall_at(settings, now)
     lead.updated_at = lead.last_touched_at = now
     record_activity(session, lead, kind, actor, now, record)
-    outcomes.emit(session, lead, "Lead Assigned", now, {"kind": kind, **_public(record)})
+    if announce:
+        outcomes.emit(session, lead, "Lead Assigned", now, {"kind": kind, **_public(record)})
     outcomes.handoff(session, lead, "sales", now, kind)
     notices.assigned(session, lead, now)
 
@@ -213,6 +227,7 @@ def _to_pool(
     actor: str,
     kind: str,
     record: dict[str, Any],  # Any: JSON
+    announce: bool = True,
     *,
     team_id: str | None = None,
 ) -> None:
@@ -224,7 +239,8 @@ def _to_pool(
     lead.recall_at = None
     lead.updated_at = now
     record_activity(session, lead, "pooled" if kind == "routed" else kind, actor, now, record)
-    outcomes.emit(session, lead, "Lead Pooled", now, {"kind": kind, **_public(record)})
+    if announce:
+        outcomes.emit(session, lead, "Lead Pooled", now, {"kind": kind, **_public(record)})
 
 
 def _reps(
@@ -279,12 +295,12 @@ def _reason(hit: Hit) -> dict[str, Any]:  # Any: JSON
 def _context(session: Session, hit: Hit) -> dict[str, Any]:  # Any: JSON
     """What the rep sees first: firmographics (no personal data: those stay behind the 360
     view's masking), scores with their latest awards, recent activity, the campaign."""
+    found, scored = _seen(session, hit.bu_id, hit.profile_id)
     units = [hit.bu_id, governance.group_id(session)]
-    found = {t.name: t.value for t in profile_traits.traits_of(session, hit.profile_id, units)}
     awards = scores.history(session, hit.profile_id, limit=5, bu_ids=units)
     return {
         "firmographics": {k: found[k] for k in FIRMOGRAPHICS if found.get(k) is not None},
-        "scores": {s.code: s.value for s in scores.scores_of(session, hit.profile_id, units)},
+        "scores": {s.code: s.value for s in scored},
         "score_history": [
             {"rule": a.rule, "points": a.points, "at": a.at.isoformat()} for a in awards
         ],
@@ -294,6 +310,20 @@ def _context(session: Session, hit: Hit) -> dict[str, Any]:  # Any: JSON
         ],
         "campaign": hit.campaign,
     }
+
+
+def _seen(
+    session: Session, bu_id: str, profile_id: str
+) -> tuple[dict[str, object], list[scores.Score]]:
+    """The customer's traits by name and scores, as the unit (and the group) define them;
+    read once per transaction for the lead's context and its routing facts."""
+
+    def read() -> tuple[dict[str, object], list[scores.Score]]:
+        units = [bu_id, governance.group_id(session)]
+        found = {t.name: t.value for t in profile_traits.traits_of(session, profile_id, units)}
+        return found, scores.scores_of(session, profile_id, units)
+
+    return memo(session, ("sales.seen", bu_id, profile_id), read)
 
 
 def _recall_at(settings: SalesSettings, now: datetime) -> datetime:
@@ -379,6 +409,47 @@ def list_leads(
     return LeadPage(
         items=[LeadOut.model_validate(r) for r in rows[:limit]], next_cursor=next_cursor
     )
+
+
+def at_risk(
+    session: Session,
+    ctx: Context,
+    *,
+    team: str | None = None,
+    bu: str | None = None,
+    limit: int = MAX_PAGE,
+) -> list[LeadOut]:
+    """Open leads whose first-contact clock has warned or breached, the most overdue first:
+    what a manager chases today. Scoped as ``list_leads`` is (a rep: their own and the pool)."""
+    ctx.require(READ)
+    query = visible_leads(session, ctx, bu).where(
+        LeadRow.status.in_(OPEN_STATUSES), LeadRow.sla_state.in_(AT_RISK)
+    )
+    if team:
+        query = query.where(LeadRow.team_id.in_(select(TeamRow.id).where(TeamRow.code == team)))
+    limit = max(1, min(limit, MAX_PAGE))
+    rows = session.scalars(query.order_by(LeadRow.sla_due_at, LeadRow.id).limit(limit))
+    return [LeadOut.model_validate(r) for r in rows]
+
+
+def team_loads(session: Session, ctx: Context, bu: str | None = None) -> list[TeamLoad]:
+    """Open leads per team (``None``: leads no team took) by status and SLA state, in one
+    query: the totals of the team board, scoped as ``list_leads`` is."""
+    ctx.require(READ)
+    query = (
+        visible_leads(session, ctx, bu)
+        .where(LeadRow.status.in_(OPEN_STATUSES))
+        .with_only_columns(LeadRow.team_id, LeadRow.status, LeadRow.sla_state, func.count())
+        .group_by(LeadRow.team_id, LeadRow.status, LeadRow.sla_state)
+    )
+    loads: dict[str | None, TeamLoad] = {}
+    for team_id, status, sla_state, count in session.execute(query):
+        load = loads.setdefault(team_id, TeamLoad(team_id=team_id))
+        load.open += count
+        load.pooled += count if status == "pooled" else 0
+        load.warning += count if sla_state == "warning" else 0
+        load.breached += count if sla_state == "breached" else 0
+    return sorted(loads.values(), key=lambda x: x.team_id or "")
 
 
 def get_lead(session: Session, ctx: Context, lead_id: str) -> LeadOut:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from oneloop.channels import outbox
 from oneloop.channels.notify import Notification
 from oneloop.core.context import system_context
+from oneloop.core.db import memo
 from oneloop.governance import users
 from oneloop.sales import config
 from oneloop.sales.models import LeadRow
@@ -97,7 +98,9 @@ def _send(
 
 
 def _email(session: Session, user_id: str | None) -> str:
-    return "" if user_id is None else users.user_of(session, user_id).email
+    if user_id is None:
+        return ""
+    return memo(session, ("user.email", user_id), lambda: users.user_of(session, user_id).email)
 
 
 def _local(session: Session, lead: LeadRow, at: datetime | None) -> str:

@@ -87,6 +87,12 @@ def set_stage(session: Session, ctx: Context, opportunity_id: str, data: StageIn
     return Opportunity.model_validate(row)
 
 
+def get_opportunity(session: Session, ctx: Context, opportunity_id: str) -> Opportunity:
+    """One opportunity the caller may see (a rep: their own); another unit's is NotFound."""
+    ctx.require(leads.READ)
+    return Opportunity.model_validate(_opportunity(session, ctx, opportunity_id))
+
+
 def list_opportunities(
     session: Session, ctx: Context, status: str | None = None, bu: str | None = None
 ) -> list[Opportunity]:

@@ -6,6 +6,9 @@ department held them)."""
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -24,6 +27,7 @@ log = logging.getLogger(__name__)
 
 SOURCE_NAME = "OneLoop sales"
 ORIGIN = "sales"
+PENDING = "sales.pending_events"  # session.info key of a batch's events (``batched``)
 
 
 class Subject(Protocol):
@@ -48,8 +52,31 @@ def emit(
     if message is None:
         log.warning("sales.event.unanchored", extra={"profile": subject.profile_id, "event": name})
         return
+    pending: list[tuple[str, Message]] | None = session.info.get(PENDING)
+    if pending is not None:
+        pending.append((subject.bu_id, message))
+        return
     source = collect.internal_source(session, subject.bu_id, SOURCE_NAME)
     ingest(session, source, [message], received_at=at, origin=ORIGIN, ref=subject.id)
+
+
+@contextmanager
+def batched(session: Session, at: datetime) -> Iterator[None]:
+    """The events the block emits go to the log together at its end, one write per unit: a
+    worker's batch of leads costs one ingest, not one per lead. Nothing is written when the
+    block fails (its transaction rolls back anyway)."""
+    pending: list[tuple[str, Message]] = []
+    session.info[PENDING] = pending
+    try:
+        yield
+    finally:
+        session.info.pop(PENDING, None)
+    by_unit: dict[str, list[Message]] = defaultdict(list)
+    for bu_id, message in pending:
+        by_unit[bu_id].append(message)
+    for bu_id, messages in by_unit.items():
+        source = collect.internal_source(session, bu_id, SOURCE_NAME)
+        ingest(session, source, messages, received_at=at, origin=ORIGIN, ref="batch")
 
 
 def _message(

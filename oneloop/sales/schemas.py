@@ -162,6 +162,17 @@ class LeadOut(BaseModel):
     recall_at: datetime | None
 
 
+class TeamLoad(BaseModel):
+    """A team's open leads: all, those waiting in the pool, and those whose SLA warned or
+    breached. ``team_id`` None: leads no team took (no rule matched)."""
+
+    team_id: str | None
+    open: int = 0
+    pooled: int = 0
+    warning: int = 0
+    breached: int = 0
+
+
 class LeadPage(BaseModel):
     items: list[LeadOut]
     next_cursor: str | None

@@ -21,7 +21,7 @@ from oneloop.core.clock import Clock
 from oneloop.governance import service as governance
 from oneloop.profiles import scores
 from oneloop.profiles import service as profiles
-from oneloop.sales import leads
+from oneloop.sales import leads, outcomes
 from oneloop.sales.models import UnitSettingsRow
 from oneloop.sales.schemas import SalesSettings, Trigger
 from oneloop.segments import service as segments
@@ -62,9 +62,10 @@ class LeadTriggers:
 
     def run(self, session: Session, clock: Clock) -> int:
         triggers = load_triggers(session)
-        done = _events(session, triggers, clock)
-        done += _segments(session, triggers, clock)
-        return done + _scores(session, triggers, clock)
+        with outcomes.batched(session, clock.now()):
+            done = _events(session, triggers, clock)
+            done += _segments(session, triggers, clock)
+            return done + _scores(session, triggers, clock)
 
 
 def _events(session: Session, triggers: Triggers, clock: Clock) -> int:
@@ -157,7 +158,8 @@ class LeadClocks:
 
     def run(self, session: Session, clock: Clock) -> int:
         now = clock.now()
-        return leads.sla_due(session, now) + leads.recall_due(session, now)
+        with outcomes.batched(session, now):
+            return leads.sla_due(session, now) + leads.recall_due(session, now)
 
 
 register_task(LeadTriggers())
