@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from oneloop.bench import demo, identity, ingest, leads, segments, store
+from oneloop.bench import api, demo, identity, ingest, leads, segments, store
 from oneloop.bench.harness import BenchFailed, BenchReport
 from oneloop.cli.common import console, err_console, fail, load_settings, progress_bar
 
@@ -206,6 +206,43 @@ def leads_cmd(
                 seed=seed,
                 postgres_url=postgres_url,
                 on_progress=tick,
+            )
+    except BenchFailed as exc:
+        fail(str(exc))
+    show(report, json_out)
+
+
+@bench_app.command(
+    "api", epilog="Example: oneloop bench api --rate 200 --seconds 30 --json api.json"
+)
+def api_cmd(
+    json_out: JsonOut = None,
+    rate: Annotated[float, typer.Option(min=1, help="requests per second")] = 200.0,
+    seconds: Annotated[float, typer.Option(min=1, help="how long each load runs")] = 20.0,
+    customers: Annotated[int, typer.Option(min=50, help="customers of the scratch demo")] = 2000,
+    seed: Annotated[int, typer.Option(help="random seed of the scratch demo")] = 7,
+    db: Annotated[
+        str | None,
+        typer.Option(help="a database `make demo` filled (sqlite:///var/oneloop.db) instead"),
+    ] = None,
+    port: Annotated[int, typer.Option(help="port for the server under test")] = 18766,
+) -> None:
+    """Profile by phone, a timeline page, the segment list and a GraphQL profile query at a
+    fixed rate against the real server: p50/p95/p99 and errors; /healthz as the baseline."""
+    settings = load_settings()
+    logging.getLogger("oneloop").setLevel(logging.WARNING)
+    try:
+        with progress_bar(f"reading at {rate:g}/s") as tick:
+            report = api.run(
+                settings,
+                rate_per_s=rate,
+                seconds=seconds,
+                customers=customers,
+                seed=seed,
+                db_url=db,
+                port=port,
+                on_progress=tick,
+                say=lambda message: err_console.print(f"[dim]{message}[/]"),
             )
     except BenchFailed as exc:
         fail(str(exc))
