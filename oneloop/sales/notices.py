@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from oneloop.channels import outbox
 from oneloop.channels.notify import Notification
+from oneloop.core.clock import FixedClock
 from oneloop.core.context import system_context
 from oneloop.core.db import memo
 from oneloop.governance import users
@@ -82,7 +83,7 @@ def _send(
         kind, recipient = "email", _email(session, user_id)
     if not recipient:
         return
-    ctx = system_context(bu_id=lead.bu_id)
+    ctx = system_context(FixedClock(now), bu_id=lead.bu_id)  # queued as of the lead's step
     outbox.enqueue(
         session,
         ctx,

@@ -16,8 +16,13 @@ from oneloop.governance.schemas import User
 from oneloop.sales import config
 from oneloop.sales.schemas import MemberIn, TeamIn
 from oneloop.sales.tasks import LeadClocks, LeadTriggers
+from tests.channels import conftest as channel_servers
 from tests.factories import make_group, make_source, make_user
 from tests.pipeline import Feed, make_feed
+
+# The real SMTP server (aiosmtpd) of the channel tests, for the lead notices' test.
+run_smtp = channel_servers.run_smtp
+smtp = channel_servers.smtp
 
 TABLE = """<?xml version="1.0" encoding="UTF-8"?>
 <definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" id="d" name="test routing"
