@@ -13,6 +13,14 @@ from oneloop.bench import api, demo, identity, ingest, leads, segments, store
 from oneloop.bench.harness import BenchFailed, BenchReport
 from oneloop.cli.common import console, err_console, fail, load_settings, progress_bar
 
+PostgresUrl = Annotated[
+    str | None,
+    typer.Option(
+        envvar="ONELOOP_BENCH_POSTGRES_URL",
+        help="measure PostgreSQL at this URL instead of a scratch SQLite file",
+    ),
+]
+
 bench_app = typer.Typer(
     help="Benchmarks: ours against a raw baseline in the same run.", no_args_is_help=True
 )
@@ -91,13 +99,7 @@ def ingest_cmd(
     seconds: Annotated[float, typer.Option(min=1, help="how long to send")] = 10.0,
     connections: Annotated[int, typer.Option(min=1, max=64, help="client connections")] = 4,
     port: Annotated[int, typer.Option(help="port for the server under test")] = 18765,
-    postgres_url: Annotated[
-        str | None,
-        typer.Option(
-            envvar="ONELOOP_BENCH_POSTGRES_URL",
-            help="measure PostgreSQL at this URL instead of a scratch SQLite file",
-        ),
-    ] = None,
+    postgres_url: PostgresUrl = None,
 ) -> None:
     """Acknowledged events/s through the HTTP tracking API, against raw batched inserts."""
     settings = load_settings()
@@ -185,13 +187,7 @@ def leads_cmd(
     count: Annotated[int, typer.Option("--leads", min=10, help="leads to trigger")] = 10_000,
     rate: Annotated[float, typer.Option(min=0.1, help="triggers per second")] = 20.0,
     seed: Annotated[int, typer.Option(help="random seed of the customers")] = 7,
-    postgres_url: Annotated[
-        str | None,
-        typer.Option(
-            envvar="ONELOOP_BENCH_POSTGRES_URL",
-            help="measure PostgreSQL at this URL instead of a scratch SQLite file",
-        ),
-    ] = None,
+    postgres_url: PostgresUrl = None,
 ) -> None:
     """Trigger event committed → lead assigned, p50/p99, with the worker running as the server
     runs it; routing decisions/s of the shipped DMN table."""

@@ -101,6 +101,17 @@ def timed() -> Iterator[Stopwatch]:
         watch.seconds = time.perf_counter() - start
 
 
+def paced(total: int, rate_per_s: float) -> Iterator[int]:
+    """0 … total-1, each yielded at its due time (one every 1/rate s from the first): an
+    open-loop sender, whose schedule does not slow down when the system under test does."""
+    started = time.perf_counter()
+    for k in range(total):
+        pause = started + k / rate_per_s - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+        yield k
+
+
 def rate(count: int, seconds: float) -> float:
     return round(count / seconds, 1) if seconds > 0 else float("inf")
 

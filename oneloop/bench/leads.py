@@ -37,6 +37,7 @@ from oneloop.bench.harness import (
     Progress,
     consumers_at_work,
     ingest_calls,
+    paced,
     percentiles,
     rate,
     timed,
@@ -150,10 +151,7 @@ def _ours(
         committed: dict[str, datetime] = {}
         started = time.perf_counter()
         try:
-            for k in range(leads):
-                pause = started + k / rate_per_s - time.perf_counter()
-                if pause > 0:
-                    time.sleep(pause)  # pacing the sender
+            for k in paced(leads, rate_per_s):
                 message_id = f"bench-{tag}-{k}"
                 ingest_calls(sessions, source, _calls(rng, f"{tag}-{k}", message_id))
                 committed[message_id] = datetime.now(UTC)
@@ -293,11 +291,7 @@ def _baseline(path: Path, leads: int, rate_per_s: float) -> list[float]:
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
     writer = sqlite3.connect(path, isolation_level=None)
-    started = time.perf_counter()
-    for k in range(leads):
-        pause = started + k / rate_per_s - time.perf_counter()
-        if pause > 0:
-            time.sleep(pause)  # pacing the writer as ours is paced
+    for k in paced(leads, rate_per_s):  # paced as ours is
         writer.execute("INSERT INTO trig(id, at) VALUES (?, ?)", (k + 1, time.time()))
     done.set()
     poller.join(timeout=WAIT_S)

@@ -90,6 +90,7 @@ from oneloop.bench.harness import (
     Progress,
     consumers_at_work,
     ingest_calls,
+    paced,
     percentiles,
     rate,
     ratio,
@@ -1006,10 +1007,7 @@ def _latency(
     retries = 0
     started = time.perf_counter()
     try:
-        for k in range(total):
-            pause = started + k / rate_per_s - time.perf_counter()
-            if pause > 0:
-                time.sleep(pause)  # pacing the sender
+        for k in paced(total, rate_per_s):
             user = f"live-{tag}-{k}"
             call = {"type": "track", "event": "Product Viewed", "userId": user,
                     "messageId": str(uuid.uuid4()), "properties": {"category": "冰箱"}}  # fmt: skip
