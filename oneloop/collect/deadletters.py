@@ -98,11 +98,13 @@ def list_dead_letters(
     )
 
 
-def count_dead_letters(session: Session, ctx: Context, *, status: str = WAITING) -> int:
-    """How many of the caller's unit's dead letters are in ``status`` (the dashboard's
-    "waiting for a fix")."""
+def count_dead_letters(
+    session: Session, ctx: Context, *, status: str = WAITING, source: str | None = None
+) -> int:
+    """How many of the caller's unit's dead letters (of one ``source``, or all) are in
+    ``status`` (the dashboard's and the sources page's "waiting for a fix")."""
     ctx.require("collect.source.read")
-    query = select(func.count()).select_from(_scoped(ctx, None, None, status).subquery())
+    query = select(func.count()).select_from(_scoped(ctx, source, None, status).subquery())
     return session.scalar(query) or 0
 
 

@@ -14,9 +14,10 @@ with its per-comparison weights; below, nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from oneloop.collect.consumers import Behind, lock_cursor, register
@@ -24,7 +25,7 @@ from oneloop.collect.log import LoggedEvent, Position
 from oneloop.collect.models import CursorRow, EventRow
 from oneloop.core.context import Context, system_context
 from oneloop.core.db import in_chunks
-from oneloop.core.errors import Conflict, NotFound
+from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
 from oneloop.governance import audit
 from oneloop.identity.matching import (
@@ -387,15 +388,51 @@ def _queue(
 def list_reviews(
     session: Session, ctx: Context, *, status: str = "open", limit: int = 50
 ) -> list[Review]:
+    return page_reviews(session, ctx, status=status, limit=limit).items
+
+
+@dataclass(frozen=True)
+class ReviewPage:
+    items: list[Review]
+    next_cursor: str | None
+
+
+def page_reviews(
+    session: Session,
+    ctx: Context,
+    *,
+    status: str = "open",
+    cursor: str | None = None,
+    limit: int = 50,
+) -> ReviewPage:
+    """Strongest pair first. ``cursor`` is the previous page's ``next_cursor``, the id of its
+    last pair: the page after goes on from that pair's weight, so deciding pairs on one page
+    does not shift the next."""
     ctx.require("identity.read")
-    rows = session.scalars(
+    query = (
         select(ReviewRow)
         .where(ReviewRow.status == status)
         .where(touched_by(ReviewRow.left_id, ctx), touched_by(ReviewRow.right_id, ctx))
-        .order_by(ReviewRow.match_weight.desc(), ReviewRow.id)
-        .limit(limit)
     )
-    return [Review.model_validate(r) for r in rows]
+    if cursor:
+        last = session.get(ReviewRow, cursor)
+        if last is None:
+            raise ValidationFailed(
+                "bad cursor", [FieldError(("cursor",), "not a page of this review queue")]
+            )
+        query = query.where(
+            or_(
+                ReviewRow.match_weight < last.match_weight,
+                and_(ReviewRow.match_weight == last.match_weight, ReviewRow.id > last.id),
+            )
+        )
+    rows = list(
+        session.scalars(
+            query.order_by(ReviewRow.match_weight.desc(), ReviewRow.id).limit(limit + 1)
+        )
+    )
+    items = [Review.model_validate(r) for r in rows[:limit]]
+    return ReviewPage(items, items[-1].id if len(rows) > limit else None)
 
 
 def _may_review(session: Session, ctx: Context, row: ReviewRow) -> bool:

@@ -22,10 +22,10 @@ import random
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, literal_column, select
+from sqlalchemy import case, delete, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from oneloop.core.context import Context
@@ -35,7 +35,7 @@ from oneloop.core.ids import new_id
 from oneloop.governance import audit, pii
 from oneloop.governance import service as governance
 from oneloop.profiles import traits
-from oneloop.profiles.filters import When, invalid, zone_of
+from oneloop.profiles.filters import When, invalid, local_midnight, zone_of
 from oneloop.profiles.models import TagRow
 from oneloop.profiles.traits import GOLDEN
 from oneloop.segments import language, live
@@ -508,6 +508,45 @@ def history(
     if profile_id is not None:
         query = query.where(ChangeRow.profile_id == profile_id)
     return [SegmentChange.model_validate(c) for c in session.scalars(query)]
+
+
+@dataclass(frozen=True)
+class DayCount:
+    """Entries and exits of one calendar day (in the segment's unit's zone)."""
+
+    day: date
+    entered: int
+    exited: int
+
+
+def daily_changes(
+    session: Session, ctx: Context, segment_id: str, *, days: int = 30
+) -> list[DayCount]:
+    """Entries and exits per local day over the last ``days`` days (today included), oldest
+    first: the trend a marketer reads, in one grouped statement over the ``(segment_id, at)``
+    index however long the history. The day bounds are computed here and bound, so both
+    databases count the same days."""
+    ctx.require(READ)
+    row = _row(session, ctx, segment_id)
+    zone = governance.zone_of_unit(session, row.bu_id)
+    first = ctx.clock.now().astimezone(zone).date() - timedelta(days=days - 1)
+    edges = [local_midnight(first + timedelta(days=i), zone) for i in range(days + 1)]
+    bucket = case(*((ChangeRow.at < edges[i + 1], i) for i in range(days)), else_=days)
+    inner = (
+        select(bucket.label("day"), ChangeRow.kind.label("kind"))
+        .where(ChangeRow.segment_id == row.id, ChangeRow.at >= edges[0], ChangeRow.at < edges[-1])
+        .subquery()
+    )
+    counts: dict[tuple[int, str], int] = {
+        (day, kind): n
+        for day, kind, n in session.execute(
+            select(inner.c.day, inner.c.kind, func.count()).group_by(inner.c.day, inner.c.kind)
+        )
+    }
+    return [
+        DayCount(first + timedelta(days=i), counts.get((i, "enter"), 0), counts.get((i, "exit"), 0))
+        for i in range(days)
+    ]
 
 
 @dataclass(frozen=True)

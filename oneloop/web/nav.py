@@ -36,6 +36,14 @@ class NavLink:
 NAV: tuple[NavItem, ...] = (
     NavItem("/", N_("Dashboard")),
     NavItem("/customers", N_("Customers"), "profiles.read"),
+    NavItem("/segments", N_("Segments"), "segments.read"),
+    NavItem("/sources", N_("Sources"), "collect.source.read"),
+    NavItem("/sales", N_("Sales"), "sales.lead.read"),
+    NavItem("/reports/sales", N_("Sales reports"), "sales.report.read"),
+    NavItem("/identity/reviews", N_("Identity review"), "identity.match"),
+    NavItem("/privacy", N_("Privacy requests"), "privacy.manage"),
+    NavItem("/users", N_("Users"), "governance.user.read"),
+    NavItem("/dictionary", N_("Data dictionary"), "dictionary.manage"),
     NavItem("/audit", N_("Audit log"), "governance.audit.read"),
 )
 

@@ -20,7 +20,22 @@ from fastapi.staticfiles import StaticFiles
 
 from oneloop.api.errors import STATUS
 from oneloop.core.errors import OneLoopError, RateLimited, Unauthenticated, ValidationFailed
-from oneloop.web import audit_pages, auth_pages, customers, dashboard
+from oneloop.web import (
+    audit_pages,
+    auth_pages,
+    customers,
+    dashboard,
+    dictionary_pages,
+    identity_pages,
+    privacy_pages,
+    sales_board_pages,
+    sales_opportunity_pages,
+    sales_pages,
+    sales_report_pages,
+    segments_pages,
+    sources_pages,
+    users_pages,
+)
 from oneloop.web.templating import render
 
 STATIC = Path(__file__).parent / "static"
@@ -29,6 +44,16 @@ ROUTERS: tuple[APIRouter, ...] = (
     dashboard.router,
     customers.router,
     audit_pages.router,
+    segments_pages.router,
+    sources_pages.router,
+    identity_pages.router,
+    users_pages.router,
+    privacy_pages.router,
+    dictionary_pages.router,
+    sales_pages.router,
+    sales_board_pages.router,
+    sales_opportunity_pages.router,
+    sales_report_pages.router,
 )
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 
