@@ -211,6 +211,10 @@ def assign_to(
     lead.team_id = team_id or lead.team_id
     lead.routing = record
     lead.assigned_at = lead.assigned_at or now
+    if lead.team_id is not None:
+        member = session.get(TeamMemberRow, (lead.team_id, user_id))
+        if member is not None:
+            member.last_assigned_at = now
     lead.recall_at = _recall_at(settings, now)
     lead.updated_at = lead.last_touched_at = now
     record_activity(session, lead, kind, actor, now, record)
@@ -252,13 +256,6 @@ def _reps(
         if m.user_id not in exclude
     ]
     counts = config.open_counts(session, [m.user_id for m in members])
-    last = dict(
-        session.execute(
-            select(LeadRow.owner_user_id, func.max(LeadRow.assigned_at))
-            .where(LeadRow.owner_user_id.in_([m.user_id for m in members]))
-            .group_by(LeadRow.owner_user_id)
-        ).all()
-    )
     return [
         assign.Rep(
             user_id=m.user_id,
@@ -266,7 +263,7 @@ def _reps(
             capacity=min(m.capacity, settings.max_open_per_rep),
             on_duty=m.on_duty,
             weight=m.weight,
-            last_assigned_at=last.get(m.user_id),
+            last_assigned_at=m.last_assigned_at,
         )
         for m in members
     ]

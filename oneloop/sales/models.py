@@ -62,6 +62,9 @@ class TeamMemberRow(Base):
     capacity: Mapped[int] = mapped_column(Integer)
     weight: Mapped[float] = mapped_column(Float)
     on_duty: Mapped[bool] = mapped_column(Boolean)
+    # When the rep last got a lead of this team: least-loaded's tie-break, kept here so that
+    # routing reads one row per rep instead of the rep's whole lead history.
+    last_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime(timezone=True))
 
 
 class RoutingTableRow(Base):
