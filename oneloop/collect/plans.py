@@ -52,6 +52,7 @@ from oneloop.core.context import Context
 from oneloop.core.db import in_tenancy
 from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
+from oneloop.core.paging import Column, Page, PageRequest, keyset_page
 from oneloop.governance import audit
 from oneloop.governance import service as governance
 
@@ -458,4 +459,36 @@ def _plan(row: TrackingPlanRow) -> TrackingPlan:
             "created_at": row.created_at,
             "updated_at": row.updated_at,
         }
+    )
+
+
+PLAN_SORTS: dict[str, Column] = {
+    "name": TrackingPlanRow.name,
+    "created_at": TrackingPlanRow.created_at,
+    "updated_at": TrackingPlanRow.updated_at,
+}
+
+
+def page_plans(
+    session: Session,
+    ctx: Context,
+    page: PageRequest,
+    *,
+    mode: str | None = None,
+    q: str | None = None,
+) -> Page[TrackingPlan]:
+    """``list_plans`` a keyset page at a time (issue 8); ``q`` matches the name."""
+    ctx.require("collect.plan.read")
+    query = in_tenancy(select(TrackingPlanRow), TrackingPlanRow.bu_id, ctx)
+    if mode is not None:
+        query = query.where(TrackingPlanRow.mode == mode)
+    if q:
+        query = query.where(TrackingPlanRow.name.icontains(q, autoescape=True))
+    return keyset_page(
+        session,
+        query,
+        page,
+        PLAN_SORTS,
+        TrackingPlanRow.id,
+        lambda rows: [_plan(r) for r in rows],
     )

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
 from oneloop.api.etag import ETAG, IfMatch, etag_of, tag
+from oneloop.api.paging import Page, PageRequest, list_query, search
 from oneloop.collect import plans
 from oneloop.collect.plan_schemas import PlanIn, SourcePlanIn, TrackingPlan, ViolationCount
 from oneloop.collect.schemas import Source
@@ -89,9 +90,20 @@ def _yaml(text: str, status_code: int = 200) -> Response:
     return Response(text, status_code=status_code, media_type=f"{YAML}; charset=utf-8")
 
 
+PlanList = Annotated[
+    PageRequest, Depends(list_query("tracking-plans", plans.PLAN_SORTS, default="created_at"))
+]
+
+
 @router.get("/tracking-plans", summary="Tracking plans, oldest first")
-def list_plans(session: SessionDep, ctx: CallerDep) -> list[TrackingPlan]:
-    return plans.list_plans(session, ctx)
+def list_plans(
+    session: SessionDep,
+    ctx: CallerDep,
+    page: PlanList,
+    mode: Annotated[str | None, Query(max_length=8, description="e.g. warn, block")] = None,
+    q: Annotated[str | None, search("the name")] = None,
+) -> Page[TrackingPlan]:
+    return plans.page_plans(session, ctx, page, mode=mode, q=q)
 
 
 @router.post(

@@ -20,6 +20,7 @@ from oneloop.core.context import Context
 from oneloop.core.db import in_tenancy, memo
 from oneloop.core.errors import Conflict, NotFound, Unauthenticated
 from oneloop.core.ids import new_id
+from oneloop.core.paging import Column, Page, PageRequest, keyset_page
 from oneloop.governance import audit
 from oneloop.governance import service as governance
 
@@ -182,3 +183,38 @@ def _revoke(session: Session, ctx: Context, *where: object) -> int:
         .values(revoked_at=ctx.clock.now())
     )
     return result.rowcount  # type: ignore[attr-defined,no-any-return]  # a CursorResult
+
+
+SOURCE_SORTS: dict[str, Column] = {
+    "name": SourceRow.name,
+    "created_at": SourceRow.created_at,
+    "updated_at": SourceRow.updated_at,
+}
+
+
+def page_sources(
+    session: Session,
+    ctx: Context,
+    page: PageRequest,
+    *,
+    kind: str | None = None,
+    is_enabled: bool | None = None,
+    q: str | None = None,
+) -> Page[Source]:
+    """``list_sources`` a keyset page at a time (issue 8); ``q`` matches the name."""
+    ctx.require("collect.source.read")
+    query = in_tenancy(select(SourceRow), SourceRow.bu_id, ctx)
+    if kind is not None:
+        query = query.where(SourceRow.kind == kind)
+    if is_enabled is not None:
+        query = query.where(SourceRow.is_enabled.is_(is_enabled))
+    if q:
+        query = query.where(SourceRow.name.icontains(q, autoescape=True))
+    return keyset_page(
+        session,
+        query,
+        page,
+        SOURCE_SORTS,
+        SourceRow.id,
+        lambda rows: _with_keys(session, list(rows)),
+    )

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
 from oneloop.api.etag import IfMatch, tag
 from oneloop.api.idempotency import shown_once
+from oneloop.api.paging import Page, PageRequest, list_query, search
 from oneloop.collect import service
 from oneloop.collect.schemas import NewWriteKey, Source, SourceIn
 
@@ -35,9 +36,21 @@ class RotateIn(BaseModel):
     )
 
 
+SourceList = Annotated[
+    PageRequest, Depends(list_query("sources", service.SOURCE_SORTS, default="created_at"))
+]
+
+
 @router.get("", summary="Sources of your unit (every unit's for the group), with key prefixes")
-def list_sources(session: SessionDep, ctx: CallerDep) -> list[Source]:
-    return service.list_sources(session, ctx)
+def list_sources(
+    session: SessionDep,
+    ctx: CallerDep,
+    page: SourceList,
+    kind: Annotated[str | None, Query(max_length=16, description="e.g. web, server")] = None,
+    is_enabled: Annotated[bool | None, Query(description="only enabled (or disabled) ones")] = None,
+    q: Annotated[str | None, search("the name")] = None,
+) -> Page[Source]:
+    return service.page_sources(session, ctx, page, kind=kind, is_enabled=is_enabled, q=q)
 
 
 @router.post(

@@ -17,12 +17,13 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import orjson
-from sqlalchemy import func, insert, select
+from sqlalchemy import Select, func, insert, select
 from sqlalchemy.orm import Session
 
 from oneloop.core.context import Context
 from oneloop.core.db import in_tenancy
 from oneloop.core.errors import FieldError, ValidationFailed
+from oneloop.core.paging import Column, Page, PageRequest, keyset_page
 from oneloop.governance.models import AuditRow
 from oneloop.governance.schemas import AuditEntry, AuditPage, VerifyResult
 
@@ -121,22 +122,16 @@ def verify(session: Session) -> VerifyResult:
     return VerifyResult(is_intact=True, entries=count)
 
 
-def list_entries(
-    session: Session,
+def _filtered(
     ctx: Context,
-    *,
-    action: str | None = None,
-    object_type: str | None = None,
-    object_id: str | None = None,
-    actor: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: int = 50,
-    cursor: int | None = None,
-) -> AuditPage:
-    """Newest first; ``cursor`` is the last ``seq`` of the previous page. A unit's user sees
-    only its unit's entries; ``since`` is inclusive, ``until`` exclusive."""
-    ctx.require(READ_PERMISSION)
+    action: str | None,
+    object_type: str | None,
+    object_id: str | None,
+    actor: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> Select[tuple[AuditRow]]:
+    """The entries the caller may read that match every filter given."""
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
             raise ValidationFailed(
@@ -156,6 +151,26 @@ def list_entries(
         query = query.where(AuditRow.at >= since)
     if until is not None:
         query = query.where(AuditRow.at < until)
+    return query
+
+
+def list_entries(
+    session: Session,
+    ctx: Context,
+    *,
+    action: str | None = None,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 50,
+    cursor: int | None = None,
+) -> AuditPage:
+    """Newest first; ``cursor`` is the last ``seq`` of the previous page. A unit's user sees
+    only its unit's entries; ``since`` is inclusive, ``until`` exclusive."""
+    ctx.require(READ_PERMISSION)
+    query = _filtered(ctx, action, object_type, object_id, actor, since, until)
     if cursor is not None:
         query = query.where(AuditRow.seq < cursor)
     rows = list(session.scalars(query.order_by(AuditRow.seq.desc()).limit(limit + 1)))
@@ -163,4 +178,33 @@ def list_entries(
     return AuditPage(
         items=[AuditEntry.model_validate(r) for r in page],
         next_cursor=page[-1].seq if len(rows) > limit else None,
+    )
+
+
+# ``seq`` is the log's own order (and its id); ``at`` can tie, ``seq`` breaks the tie.
+ENTRY_SORTS: dict[str, Column] = {"seq": AuditRow.seq, "at": AuditRow.at}
+
+
+def page_entries(
+    session: Session,
+    ctx: Context,
+    page: PageRequest,
+    *,
+    action: str | None = None,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Page[AuditEntry]:
+    """``list_entries`` in the API's common page and opaque cursor format (issue 8)."""
+    ctx.require(READ_PERMISSION)
+    query = _filtered(ctx, action, object_type, object_id, actor, since, until)
+    return keyset_page(
+        session,
+        query,
+        page,
+        ENTRY_SORTS,
+        AuditRow.seq,
+        lambda rows: [AuditEntry.model_validate(r) for r in rows],
     )

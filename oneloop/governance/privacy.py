@@ -23,6 +23,7 @@ from oneloop.collect import erasure as collect_erasure
 from oneloop.core.context import Context
 from oneloop.core.errors import Conflict, Forbidden, NotFound
 from oneloop.core.ids import new_id
+from oneloop.core.paging import Column, PageRequest, keyset
 from oneloop.governance import audit, pii, suppression
 from oneloop.governance.models import ConsentHistoryRow
 from oneloop.governance.privacy_models import ExclusionRow, PrivacyRequestRow, SuppressionRow
@@ -289,3 +290,37 @@ def _exclude(session: Session, ctx: Context, ids: list[str], reason: str, reques
 
 def is_overdue(row: PrivacyRequestRow, now: datetime) -> bool:
     return row.status == "received" and row.due_at < now
+
+
+REQUEST_SORTS: dict[str, Column] = {
+    "due_at": PrivacyRequestRow.due_at,
+    "received_at": PrivacyRequestRow.received_at,
+    "status": PrivacyRequestRow.status,
+}
+
+
+def page_requests(
+    session: Session,
+    ctx: Context,
+    page: PageRequest,
+    *,
+    status: str | None = None,
+    kind: str | None = None,
+    overdue: bool = False,
+) -> tuple[list[PrivacyRequestRow], str | None]:
+    """``list_requests`` a keyset page at a time (issue 8), with the next page's cursor.
+    Rows, not models: whether one is overdue depends on the caller's clock (the router)."""
+    ctx.require(MANAGE)
+    query = select(PrivacyRequestRow)
+    if not ctx.is_group_wide:
+        query = query.where(PrivacyRequestRow.bu_id == ctx.bu_id)
+    if status is not None:
+        query = query.where(PrivacyRequestRow.status == status)
+    if kind is not None:
+        query = query.where(PrivacyRequestRow.kind == kind)
+    if overdue:
+        query = query.where(
+            PrivacyRequestRow.status == "received", PrivacyRequestRow.due_at < ctx.clock.now()
+        )
+    rows, next_cursor = keyset(session, query, page, REQUEST_SORTS, PrivacyRequestRow.id)
+    return list(rows), next_cursor

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Depends, Path, Query
 from sqlalchemy.orm import Session
 
 from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
 from oneloop.api.idempotency import shown_once
+from oneloop.api.paging import Page, PageRequest, list_query
 from oneloop.core.context import Context
 from oneloop.governance import privacy
 from oneloop.governance.privacy_models import PrivacyRequestRow
@@ -28,18 +29,28 @@ def _out(row: PrivacyRequestRow, ctx: Context) -> PrivacyRequest:
     return made
 
 
+RequestList = Annotated[
+    PageRequest, Depends(list_query("privacy-requests", privacy.REQUEST_SORTS, default="due_at"))
+]
+
+
 @router.get("", summary="Privacy requests, nearest deadline first")
 def list_requests(
     session: SessionDep,
     ctx: CallerDep,
+    page: RequestList,
     status: Annotated[
         str | None, Query(description="received, completed or rejected", max_length=16)
     ] = None,
+    kind: Annotated[
+        str | None, Query(description="access, erasure or restriction", max_length=16)
+    ] = None,
     overdue: Annotated[bool, Query(description="only open requests past their deadline")] = False,
-) -> list[PrivacyRequest]:
-    return [
-        _out(r, ctx) for r in privacy.list_requests(session, ctx, status=status, overdue=overdue)
-    ]
+) -> Page[PrivacyRequest]:
+    rows, next_cursor = privacy.page_requests(
+        session, ctx, page, status=status, kind=kind, overdue=overdue
+    )
+    return Page(items=[_out(r, ctx) for r in rows], next_cursor=next_cursor)
 
 
 @router.post(

@@ -21,6 +21,7 @@ from oneloop.core.context import ALL_PERMISSIONS, Context
 from oneloop.core.db import in_chunks
 from oneloop.core.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
+from oneloop.core.paging import Column, Page, PageRequest, keyset_page
 from oneloop.governance import audit
 from oneloop.governance.models import (
     BusinessUnitRow,
@@ -468,3 +469,44 @@ def _users(session: Session, ctx: Context | None, rows: Iterable[UserRow]) -> li
         )
         for row in listed
     ]
+
+
+USER_SORTS: dict[str, Column] = {
+    "email": UserRow.email,
+    "display_name": UserRow.display_name,
+    "created_at": UserRow.created_at,
+}
+
+
+def page_users(
+    session: Session,
+    ctx: Context,
+    page: PageRequest,
+    *,
+    q: str | None = None,
+    role: str | None = None,
+    bu: str | None = None,
+) -> Page[User]:
+    """``list_users`` a keyset page at a time (issue 8). ``q`` matches the email; ``role``
+    and ``bu`` (a unit's code) keep users holding that role, in that unit. A unit's caller
+    filters within its own unit only: naming another unit finds nobody."""
+    ctx.require(READ)
+    query = select(UserRow)
+    if not ctx.is_group_wide:
+        members = select(MembershipRow.user_id).where(MembershipRow.bu_id == ctx.bu_id)
+        query = query.where(UserRow.id.in_(members))
+    if role is not None or bu is not None:
+        held = select(MembershipRow.user_id)
+        if not ctx.is_group_wide:
+            held = held.where(MembershipRow.bu_id == ctx.bu_id)
+        if role is not None:
+            held = held.where(MembershipRow.role == role)
+        if bu is not None:
+            unit = select(BusinessUnitRow.id).where(BusinessUnitRow.code == bu)
+            held = held.where(MembershipRow.bu_id.in_(unit))
+        query = query.where(UserRow.id.in_(held))
+    if q:
+        query = query.where(UserRow.email.icontains(q, autoescape=True))
+    return keyset_page(
+        session, query, page, USER_SORTS, UserRow.id, lambda rows: _users(session, ctx, rows)
+    )

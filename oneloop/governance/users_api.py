@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Response
 
 from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
 from oneloop.api.etag import IfMatch, tag
 from oneloop.api.idempotency import shown_once
+from oneloop.api.paging import Page, PageRequest, list_query, search
 from oneloop.governance import signin, users
 from oneloop.governance.schemas import (
     ApiKey,
@@ -38,9 +39,19 @@ RoleCodePath = Annotated[str, Path(description="the role's code", max_length=32)
 USER_VOLATILE = ("last_login_at",)  # a sign-in is not an edit of the user
 
 
+UserList = Annotated[PageRequest, Depends(list_query("users", users.USER_SORTS, default="email"))]
+
+
 @router.get("/users", summary="Users by email: a unit's people, or everyone for the group")
-def list_users(session: SessionDep, ctx: CallerDep) -> list[User]:
-    return users.list_users(session, ctx)
+def list_users(
+    session: SessionDep,
+    ctx: CallerDep,
+    page: UserList,
+    q: Annotated[str | None, search("the email")] = None,
+    role: Annotated[str | None, Query(max_length=32, description="holding this role")] = None,
+    bu: Annotated[str | None, Query(max_length=32, description="in this unit (its code)")] = None,
+) -> Page[User]:
+    return users.page_users(session, ctx, page, q=q, role=role, bu=bu)
 
 
 @router.post("/users", summary="Create a user with a role in one unit", status_code=201)

@@ -7,10 +7,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 
 from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
+from oneloop.api.paging import Page, PageRequest, list_query, search
 from oneloop.core.errors import FieldError, ValidationFailed
 from oneloop.governance import service as governance
 from oneloop.profiles import departments, scores, service
@@ -150,9 +151,20 @@ def post_category(data: TagCategoryIn, session: SessionDep, ctx: CallerDep) -> T
     return service.create_category(session, ctx, data)
 
 
-@router.get("/tags", summary="Tags")
-def get_tags(session: SessionDep, ctx: CallerDep) -> list[Tag]:
-    return service.list_tags(session, ctx)
+TagList = Annotated[PageRequest, Depends(list_query("tags", service.TAG_SORTS, default="code"))]
+
+
+@router.get("/tags", summary="Tags, by code")
+def get_tags(
+    session: SessionDep,
+    ctx: CallerDep,
+    page: TagList,
+    bu: Annotated[str | None, Query(max_length=32, description="only this unit's (code)")] = None,
+    kind: Annotated[str | None, Query(max_length=16, description="manual or rule")] = None,
+    category: Annotated[str | None, Query(max_length=64, description="a category's code")] = None,
+    q: Annotated[str | None, search("the code or a name")] = None,
+) -> Page[Tag]:
+    return service.page_tags(session, ctx, page, bu=bu, kind=kind, category=category, q=q)
 
 
 @router.post("/tags", summary="Create a manual or rule tag", status_code=201)

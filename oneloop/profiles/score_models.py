@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from oneloop.core.context import Context
 from oneloop.core.errors import Conflict, NotFound
 from oneloop.core.ids import new_id
+from oneloop.core.paging import Column, Page, PageRequest, keyset_page
 from oneloop.governance import audit
 from oneloop.governance import service as governance
 from oneloop.profiles import scores, tags
@@ -261,3 +262,37 @@ def _drop_tags(
             )
             lost.add(profile_id)
     return lost
+
+
+MODEL_SORTS: dict[str, Column] = {
+    "code": ScoreModelRow.code,
+    "created_at": ScoreModelRow.created_at,
+    "updated_at": ScoreModelRow.updated_at,
+}
+
+
+def page_models(
+    session: Session,
+    ctx: Context,
+    page: PageRequest,
+    *,
+    bu: str | None = None,
+    q: str | None = None,
+) -> Page[ScoreModel]:
+    """``list_models`` a keyset page at a time (issue 8); ``q`` matches code or names."""
+    ctx.require("profiles.read")
+    query = governance.in_scope(select(ScoreModelRow), ScoreModelRow.bu_id, session, ctx, bu)
+    if q:
+        query = query.where(
+            ScoreModelRow.code.icontains(q, autoescape=True)
+            | ScoreModelRow.name_zh.icontains(q, autoescape=True)
+            | ScoreModelRow.name_en.icontains(q, autoescape=True)
+        )
+    return keyset_page(
+        session,
+        query,
+        page,
+        MODEL_SORTS,
+        ScoreModelRow.id,
+        lambda rows: [ScoreModel.model_validate(r) for r in rows],
+    )

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Response
 
 from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
 from oneloop.api.etag import IfMatch, tag
+from oneloop.api.paging import Page, PageRequest, list_query, search
 from oneloop.profiles import score_models as service
 from oneloop.profiles.score_models import ScoreModel
 from oneloop.profiles.score_rules import INTENT_EXAMPLE
@@ -30,9 +31,20 @@ Document = Annotated[
 ]
 
 
+ModelList = Annotated[
+    PageRequest, Depends(list_query("score-models", service.MODEL_SORTS, default="code"))
+]
+
+
 @router.get("", summary="Score models in your unit and the group")
-def get_models(session: SessionDep, ctx: CallerDep, bu: Unit = None) -> list[ScoreModel]:
-    return service.list_models(session, ctx, bu=bu)
+def get_models(
+    session: SessionDep,
+    ctx: CallerDep,
+    page: ModelList,
+    bu: Unit = None,
+    q: Annotated[str | None, search("the code or a name")] = None,
+) -> Page[ScoreModel]:
+    return service.page_models(session, ctx, page, bu=bu, q=q)
 
 
 @router.post("", summary="Create a score model and score every profile", status_code=201)

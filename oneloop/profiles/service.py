@@ -22,6 +22,7 @@ from oneloop.core.cursor import read_cursor, write_cursor
 from oneloop.core.db import in_chunks, in_tenancy
 from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
+from oneloop.core.paging import Column, Page, PageRequest, keyset_page
 from oneloop.governance import audit, pii, sharing
 from oneloop.governance import service as governance
 from oneloop.identity import service as identity
@@ -728,4 +729,46 @@ def first_seen_in(session: Session, profile_id: str, bu_id: str) -> datetime | N
         select(ProfileUnitRow.first_at).where(
             ProfileUnitRow.profile_id == profile_id, ProfileUnitRow.bu_id == bu_id
         )
+    )
+
+
+TAG_SORTS: dict[str, Column] = {
+    "code": TagRow.code,
+    "created_at": TagRow.created_at,
+    "updated_at": TagRow.updated_at,
+}
+
+
+def page_tags(
+    session: Session,
+    ctx: Context,
+    page: PageRequest,
+    *,
+    bu: str | None = None,
+    kind: str | None = None,
+    category: str | None = None,
+    q: str | None = None,
+) -> Page[Tag]:
+    """``list_tags`` a keyset page at a time (issue 8); ``category`` is a category's code,
+    ``q`` matches the code or either name."""
+    ctx.require("profiles.read")
+    query = governance.in_scope(select(TagRow), TagRow.bu_id, session, ctx, bu)
+    if kind is not None:
+        query = query.where(TagRow.kind == kind)
+    if category is not None:
+        codes = select(TagCategoryRow.id).where(TagCategoryRow.code == category)
+        query = query.where(TagRow.category_id.in_(codes))
+    if q:
+        query = query.where(
+            TagRow.code.icontains(q, autoescape=True)
+            | TagRow.name_zh.icontains(q, autoescape=True)
+            | TagRow.name_en.icontains(q, autoescape=True)
+        )
+    return keyset_page(
+        session,
+        query,
+        page,
+        TAG_SORTS,
+        TagRow.id,
+        lambda rows: [Tag.model_validate(r) for r in rows],
     )

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from oneloop.core.context import Context
 from oneloop.core.errors import Conflict, FieldError, InvalidPayload, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
+from oneloop.core.paging import Column, Page, PageRequest, keyset_page
 from oneloop.governance import audit, dictionary
 from oneloop.governance import service as governance
 from oneloop.governance.dictionary_schemas import MetricRef
@@ -454,3 +455,33 @@ def _check_unique(session: Session, unit: str, name: str) -> None:
     )
     if taken is not None:
         raise Conflict(f"this unit already has a trait named {name!r}", name=name, trait_id=taken)
+
+
+TRAIT_SORTS: dict[str, Column] = {
+    "name": TraitDefRow.name,
+    "created_at": TraitDefRow.created_at,
+    "updated_at": TraitDefRow.updated_at,
+}
+
+
+def page_traits(
+    session: Session,
+    ctx: Context,
+    page: PageRequest,
+    *,
+    bu: str | None = None,
+    q: str | None = None,
+) -> Page[Trait]:
+    """``list_traits`` a keyset page at a time (issue 8); ``q`` matches the name."""
+    ctx.require("profiles.read")
+    query = governance.in_scope(select(TraitDefRow), TraitDefRow.bu_id, session, ctx, bu)
+    if q:
+        query = query.where(TraitDefRow.name.icontains(q, autoescape=True))
+    return keyset_page(
+        session,
+        query,
+        page,
+        TRAIT_SORTS,
+        TraitDefRow.id,
+        lambda rows: [_out(session, r) for r in rows],
+    )

@@ -21,8 +21,9 @@ from pydantic import BaseModel
 from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
 from oneloop.api.etag import IfMatch, tag
+from oneloop.api.paging import Page, PageRequest, list_query, search
 from oneloop.core.errors import PayloadTooLarge
-from oneloop.profiles import traits
+from oneloop.profiles import trait_defs, traits
 from oneloop.profiles.trait_defs import MAX_DOCUMENT_BYTES, Trait
 
 router = APIRouter(prefix="/api/v1/traits", tags=["traits"])
@@ -70,13 +71,20 @@ async def _document(request: Request) -> object:
 Document = Annotated[object, Depends(_document)]
 
 
+TraitList = Annotated[
+    PageRequest, Depends(list_query("traits", trait_defs.TRAIT_SORTS, default="name"))
+]
+
+
 @router.get("", summary="Computed traits: yours and the group's")
 def list_traits(
     session: SessionDep,
     ctx: CallerDep,
+    page: TraitList,
     bu: Annotated[str | None, Query(description="only this business unit's (its code)")] = None,
-) -> list[Trait]:
-    return traits.list_traits(session, ctx, bu)
+    q: Annotated[str | None, search("the name")] = None,
+) -> Page[Trait]:
+    return trait_defs.page_traits(session, ctx, page, bu=bu, q=q)
 
 
 @router.post(

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 
 from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
+from oneloop.api.paging import Page, PageRequest, list_query
 from oneloop.core.errors import PayloadTooLarge
 from oneloop.profiles import service as profiles
 from oneloop.sales import config, leads, opportunities, reports
@@ -21,7 +22,6 @@ from oneloop.sales.schemas import (
     HandoffReport,
     LeadIn,
     LeadOut,
-    LeadPage,
     MemberIn,
     Opportunity,
     OpportunityIn,
@@ -45,32 +45,39 @@ DMN_MEDIA = "application/xml"
 
 # --- leads ------------------------------------------------------------------------------------
 
+LeadList = Annotated[
+    PageRequest, Depends(list_query("leads", leads.LEAD_SORTS, default="-created_at"))
+]
+PoolList = Annotated[
+    PageRequest, Depends(list_query("lead-pool", leads.LEAD_SORTS, default="-created_at"))
+]
+OpportunityList = Annotated[
+    PageRequest,
+    Depends(list_query("opportunities", opportunities.OPPORTUNITY_SORTS, default="-created_at")),
+]
+
 
 @router.get("/leads", summary="Leads you may see, newest first (a rep: own and the pool)")
 def list_leads(
     session: SessionDep,
     ctx: CallerDep,
+    page: LeadList,
     status: Annotated[str | None, Query(max_length=16)] = None,
     owner: Annotated[str | None, Query(max_length=64, description="a user id, or me")] = None,
     team: Annotated[str | None, Query(max_length=64)] = None,
     bu: Unit = None,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=leads.MAX_PAGE)] = 50,
-) -> LeadPage:
-    return leads.list_leads(
-        session, ctx, status=status, owner=owner, team=team, bu=bu, cursor=cursor, limit=limit
-    )
+) -> Page[LeadOut]:
+    return leads.page_leads(session, ctx, page, status=status, owner=owner, team=team, bu=bu)
 
 
 @router.get("/leads/pool", summary="The pool (公海): leads nobody owns, open to claim")
 def pool(
     session: SessionDep,
     ctx: CallerDep,
+    page: PoolList,
     bu: Unit = None,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=leads.MAX_PAGE)] = 50,
-) -> LeadPage:
-    return leads.list_leads(session, ctx, status="pooled", bu=bu, cursor=cursor, limit=limit)
+) -> Page[LeadOut]:
+    return leads.page_leads(session, ctx, page, status="pooled", bu=bu)
 
 
 @router.post("/leads", summary="Create a lead by hand or from a CRM import", status_code=201)
@@ -195,10 +202,12 @@ def recall(session: SessionDep, ctx: CallerDep, bu: Unit = None) -> dict[str, in
 def list_opportunities(
     session: SessionDep,
     ctx: CallerDep,
-    status: Annotated[str | None, Query(max_length=8)] = None,
+    page: OpportunityList,
+    status: Annotated[str | None, Query(max_length=8, description="open, won or lost")] = None,
+    stage: Annotated[str | None, Query(max_length=32, description="e.g. proposal")] = None,
     bu: Unit = None,
-) -> list[Opportunity]:
-    return opportunities.list_opportunities(session, ctx, status, bu)
+) -> Page[Opportunity]:
+    return opportunities.page_opportunities(session, ctx, page, status=status, stage=stage, bu=bu)
 
 
 @router.post("/opportunities/{opportunity_id}/stage", summary="Move to a stage; won or lost")

@@ -25,6 +25,7 @@ from oneloop.core.context import Context
 from oneloop.core.db import memo
 from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
+from oneloop.core.paging import Column, Page, PageRequest, keyset_page
 from oneloop.core.sla import SlaPolicy, sla_deadlines
 from oneloop.governance import audit, users
 from oneloop.governance import service as governance
@@ -752,4 +753,40 @@ def record_activity(
             at=at,
             data=data,
         )
+    )
+
+
+LEAD_SORTS: dict[str, Column] = {
+    "created_at": LeadRow.created_at,
+    "updated_at": LeadRow.updated_at,
+    "triggered_at": LeadRow.triggered_at,
+}
+
+
+def page_leads(
+    session: Session,
+    ctx: Context,
+    page: PageRequest,
+    *,
+    status: str | None = None,
+    owner: str | None = None,
+    team: str | None = None,
+    bu: str | None = None,
+) -> Page[LeadOut]:
+    """``list_leads`` in the API's common page and cursor format (issue 8), any sort."""
+    ctx.require(READ)
+    query = visible_leads(session, ctx, bu)
+    if status:
+        query = query.where(LeadRow.status == status)
+    if owner:
+        query = query.where(LeadRow.owner_user_id == (ctx.user_id if owner == "me" else owner))
+    if team:
+        query = query.where(LeadRow.team_id.in_(select(TeamRow.id).where(TeamRow.code == team)))
+    return keyset_page(
+        session,
+        query,
+        page,
+        LEAD_SORTS,
+        LeadRow.id,
+        lambda rows: [LeadOut.model_validate(r) for r in rows],
     )

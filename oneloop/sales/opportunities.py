@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from oneloop.core.context import Context
 from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
+from oneloop.core.paging import Column, Page, PageRequest, keyset_page
 from oneloop.sales import leads, outcomes
 from oneloop.sales.models import LeadRow, OpportunityRow
 from oneloop.sales.schemas import Opportunity, OpportunityIn, StageIn
@@ -121,3 +122,40 @@ def _opportunity(session: Session, ctx: Context, opportunity_id: str) -> Opportu
 
 def _money(row: OpportunityRow) -> dict[str, object]:
     return {"opportunity_id": row.id, "amount": float(row.amount), "currency": row.currency}
+
+
+OPPORTUNITY_SORTS: dict[str, Column] = {
+    "created_at": OpportunityRow.created_at,
+    "updated_at": OpportunityRow.updated_at,
+    "name": OpportunityRow.name,
+    "stage": OpportunityRow.stage,
+}
+
+
+def page_opportunities(
+    session: Session,
+    ctx: Context,
+    page: PageRequest,
+    *,
+    status: str | None = None,
+    stage: str | None = None,
+    bu: str | None = None,
+) -> Page[Opportunity]:
+    """``list_opportunities`` a keyset page at a time (issue 8), without its cap of 500."""
+    ctx.require(leads.READ)
+    lead_ids = leads.visible_leads(session, ctx, bu).with_only_columns(LeadRow.id)
+    query = select(OpportunityRow).where(OpportunityRow.lead_id.in_(lead_ids))
+    if not (ctx.can(leads.READ_ALL) or ctx.can(leads.MANAGE)):
+        query = query.where(OpportunityRow.owner_user_id == ctx.user_id)
+    if status:
+        query = query.where(OpportunityRow.status == status)
+    if stage:
+        query = query.where(OpportunityRow.stage == stage)
+    return keyset_page(
+        session,
+        query,
+        page,
+        OPPORTUNITY_SORTS,
+        OpportunityRow.id,
+        lambda rows: [Opportunity.model_validate(r) for r in rows],
+    )

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
 from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
 from oneloop.api.etag import IfMatch, tag
+from oneloop.api.paging import Page, PageRequest, list_query, search
 from oneloop.segments import service
 from oneloop.segments.schemas import (
     RULE_EXAMPLE,
@@ -34,9 +35,21 @@ Bu = Annotated[str | None, Query(description="business unit code", max_length=32
 VOLATILE = ("size", "evaluated_at")
 
 
-@router.get("", summary="Segments, by code")
-def list_segments(session: SessionDep, ctx: CallerDep, bu: Bu = None) -> list[Segment]:
-    return service.list_segments(session, ctx, bu=bu)
+SegmentList = Annotated[
+    PageRequest, Depends(list_query("segments", service.SEGMENT_SORTS, default="code"))
+]
+
+
+@router.get("", summary="Segments, by code, a page at a time")
+def list_segments(
+    session: SessionDep,
+    ctx: CallerDep,
+    page: SegmentList,
+    bu: Bu = None,
+    is_live: Annotated[bool | None, Query(description="only live (or only batch) ones")] = None,
+    q: Annotated[str | None, search("the code or the name")] = None,
+) -> Page[Segment]:
+    return service.page_segments(session, ctx, page, bu=bu, is_live=is_live, q=q)
 
 
 @router.post("", summary="Create a segment (evaluated at once)", status_code=201)

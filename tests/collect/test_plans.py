@@ -451,7 +451,7 @@ def test_the_api_manages_plans_in_json_and_yaml(
     ]
     client.put(f"/api/v1/sources/{source.id}/tracking-plan", json={"plan_id": None}, headers=ADMIN)
     assert client.delete(f"/api/v1/tracking-plans/{plan_id}", headers=ADMIN).status_code == 204
-    assert client.get("/api/v1/tracking-plans", headers=ADMIN).json() == []
+    assert client.get("/api/v1/tracking-plans", headers=ADMIN).json()["items"] == []
     assert client.get("/api/v1/tracking-plans").status_code == 401
 
 

@@ -110,7 +110,7 @@ def test_api_filters_and_pages(
     )
     assert first.status_code == 200, first.text
     body = first.json()
-    assert [e["seq"] for e in body["items"]] == [5, 4] and body["next_cursor"] == 4
+    assert [e["seq"] for e in body["items"]] == [5, 4] and isinstance(body["next_cursor"], str)
     rest = client.get(
         "/api/v1/audit",
         params={"action": "segment.exported", "limit": 10, "cursor": body["next_cursor"]},

@@ -309,7 +309,7 @@ def test_a_trait_names_a_metric_and_shows_what_it_means(
     assert (metric["key"], metric["currency"], metric["includes_tax"]) == ("revenue", "CNY", True)
     assert metric["name_en"] == "Revenue (incl. VAT)" and "VAT" in metric["description_en"]
     assert session.scalar(select(TraitDefRow.metric)) == "revenue"
-    listed = client.get("/api/v1/traits", headers=ADMIN).json()
+    listed = client.get("/api/v1/traits", headers=ADMIN).json()["items"]
     assert listed[0]["metric"]["data_type"] == "money"
     plain = client.put(f"/api/v1/traits/{made.json()['id']}", json=TRAIT, headers=ADMIN)
     assert plain.status_code == 200 and plain.json()["metric"] is None

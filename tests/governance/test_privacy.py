@@ -263,7 +263,7 @@ def test_requests_have_a_deadline_and_a_unit(
     assert refused.status_code == 403
     south = signed_in(app, "sid@south.example.com")
     assert south.get(f"/api/v1/privacy/requests/{request['id']}").status_code == 404
-    assert south.get("/api/v1/privacy/requests").json() == []
+    assert south.get("/api/v1/privacy/requests").json()["items"] == []
     assert (
         south.post(
             "/api/v1/privacy/requests", json={"kind": "access", "profile_id": person}
@@ -273,13 +273,13 @@ def test_requests_have_a_deadline_and_a_unit(
 
     clock.advance(timedelta(days=31))
     north = signed_in(app, "cora@north.example.com")  # a month on: a new session
-    late = north.get("/api/v1/privacy/requests", params={"overdue": True}).json()
+    late = north.get("/api/v1/privacy/requests", params={"overdue": True}).json()["items"]
     assert [r["id"] for r in late] == [request["id"]] and late[0]["is_overdue"]
     admin = TestClient(app, headers=ADMIN)
     done = admin.post(f"/api/v1/privacy/requests/{request['id']}/execute")
     assert done.status_code == 200 and done.json()["request"]["status"] == "completed"
     assert admin.post(f"/api/v1/privacy/requests/{request['id']}/execute").status_code == 409
-    assert north.get("/api/v1/privacy/requests", params={"overdue": True}).json() == []
+    assert north.get("/api/v1/privacy/requests", params={"overdue": True}).json()["items"] == []
 
 
 def test_bad_requests_name_the_field(app: FastAPI, person: str) -> None:

@@ -147,7 +147,7 @@ def test_five_failures_lock_the_email_out_even_with_the_right_password(
     locked = client.post(LOGIN, json={"email": "mia@north.example.com", "password": PASSWORD})
     assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 0
     # Unlocked by an admin (or by waiting), the right password works again.
-    user = client.get("/api/v1/users", headers=ADMIN).json()
+    user = client.get("/api/v1/users", headers=ADMIN).json()["items"]
     mia = next(u for u in user if u["email"] == "mia@north.example.com")
     assert client.post(f"/api/v1/users/{mia['id']}/unlock", headers=ADMIN).status_code == 204
     assert (
@@ -224,7 +224,7 @@ def test_revoking_the_role_ends_the_session_in_that_unit(world: None, app: FastA
 
 
 def test_a_user_of_two_units_switches_between_them(world: None, app: FastAPI) -> None:
-    users = https(app).get("/api/v1/users", headers=ADMIN).json()
+    users = https(app).get("/api/v1/users", headers=ADMIN).json()["items"]
     mia = next(u for u in users if u["email"] == "mia@north.example.com")["id"]
     granted = https(app).put(
         f"/api/v1/users/{mia}/memberships/south", json={"role": "analyst"}, headers=ADMIN
@@ -244,9 +244,9 @@ def test_a_user_of_two_units_switches_between_them(world: None, app: FastAPI) ->
 
 def test_a_unit_admin_manages_only_their_unit(world: None, app: FastAPI) -> None:
     north = signed_in(app, "ada@north.example.com")
-    listed = [u["email"] for u in north.get("/api/v1/users").json()]
+    listed = [u["email"] for u in north.get("/api/v1/users").json()["items"]]
     assert listed == ["ada@north.example.com", "mia@north.example.com"]
-    south_users = https(app).get("/api/v1/users", headers=ADMIN).json()
+    south_users = https(app).get("/api/v1/users", headers=ADMIN).json()["items"]
     sam = next(u for u in south_users if u["email"] == "sam@south.example.com")["id"]
     assert north.get(f"/api/v1/users/{sam}").status_code == 404
     assert north.patch(f"/api/v1/users/{sam}", json={"display_name": "x"}).status_code == 404
@@ -300,7 +300,7 @@ def test_custom_roles_extend_the_matrix(world: None, app: FastAPI) -> None:
     typo = {**role, "code": "typo", "permissions": ["segments.reed"]}
     bad = https(app).post("/api/v1/roles", json=typo, headers=ADMIN)
     assert bad.status_code == 422 and "segments.reed" in bad.text
-    users = https(app).get("/api/v1/users", headers=ADMIN).json()
+    users = https(app).get("/api/v1/users", headers=ADMIN).json()["items"]
     mia = next(u for u in users if u["email"] == "mia@north.example.com")["id"]
     https(app).put(
         f"/api/v1/users/{mia}/memberships/north", json={"role": "campaign_viewer"}, headers=ADMIN

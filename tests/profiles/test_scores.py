@@ -970,7 +970,7 @@ def test_the_api_creates_changes_recomputes_and_deletes_models(
     assert held(session, "visitor")
     assert client.post(base, params={"bu": "north"}, json=STEADY, headers=ADMIN).status_code == 409
 
-    listed = client.get(base, params={"bu": "north"}, headers=ADMIN).json()
+    listed = client.get(base, params={"bu": "north"}, headers=ADMIN).json()["items"]
     assert [m["id"] for m in listed] == [body["id"]]
     assert (
         client.get(f"{base}/{body['id']}", headers=ADMIN).json()["definition"]["rules"][2]["id"]

@@ -718,9 +718,9 @@ def test_the_api_defines_computes_and_deletes(
         params={"compute": "false"},
     )
     assert yaml_made.status_code == 201 and yaml_made.json()["bu_id"] == api_world.units["galaxy"]
-    listed = client.get("/api/v1/traits", headers=ADMIN).json()
+    listed = client.get("/api/v1/traits", headers=ADMIN).json()["items"]
     assert [t["name"] for t in listed] == ["orders_90d", "pages"]
-    only_north = client.get("/api/v1/traits", params={"bu": "north"}, headers=ADMIN).json()
+    only_north = client.get("/api/v1/traits", params={"bu": "north"}, headers=ADMIN).json()["items"]
     assert [t["id"] for t in only_north] == [trait_id]
     assert client.get(f"/api/v1/traits/{trait_id}", headers=ADMIN).json()["name"] == "orders_90d"
     replaced = client.put(

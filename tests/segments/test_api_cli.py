@@ -43,8 +43,8 @@ def test_crud_members_export_evaluate_and_history_over_http(
     assert segment["size"] == 2 and segment["version"] == 1 and segment["rule"] == SHANGHAI
     sid = segment["id"]
     assert client.post(BASE, json=body, headers=ADMIN).status_code == 409
-    assert [s["id"] for s in client.get(BASE, headers=ADMIN).json()] == [sid]
-    assert client.get(BASE, params={"bu": "south"}, headers=ADMIN).json() == []
+    assert [s["id"] for s in client.get(BASE, headers=ADMIN).json()["items"]] == [sid]
+    assert client.get(BASE, params={"bu": "south"}, headers=ADMIN).json()["items"] == []
     assert client.get(f"{BASE}/{sid}", headers=ADMIN).json()["code"] == "sh"
 
     page = client.get(f"{BASE}/{sid}/members", params={"limit": 1}, headers=ADMIN).json()
@@ -92,7 +92,7 @@ def test_preview_counts_without_saving(client: TestClient, shanghai: list[str]) 
     assert found["sample_ids"] == shanghai and found["label"] == "2 (exact)"
     south = client.post(f"{BASE}/preview", json={"rule": SHANGHAI, "bu": "south"}, headers=ADMIN)
     assert south.json()["count"] == 0
-    assert client.get(BASE, headers=ADMIN).json() == []
+    assert client.get(BASE, headers=ADMIN).json()["items"] == []
 
 
 @pytest.mark.parametrize(
