@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +11,7 @@ import typer
 from rich.table import Table
 
 from oneloop.bench import api, demo, identity, ingest, leads, segments, store
-from oneloop.bench.harness import BenchFailed, BenchReport
+from oneloop.bench.harness import BenchFailed, BenchReport, Progress
 from oneloop.cli.common import console, err_console, fail, load_settings, progress_bar
 
 PostgresUrl = Annotated[
@@ -44,6 +45,22 @@ def show(report: BenchReport, json_out: Path | None) -> None:
     if json_out is not None:
         report.write(json_out)
         console.print(f"report written to {json_out}")
+
+
+def _measured(label: str, json_out: Path | None, run: Callable[[Progress], BenchReport]) -> None:
+    """A bench whose pipeline would log every change at INFO: quiet the log, show progress,
+    turn a failed run into an error message, then the report."""
+    logging.getLogger("oneloop").setLevel(logging.WARNING)
+    try:
+        with progress_bar(label) as tick:
+            report = run(tick)
+    except BenchFailed as exc:
+        fail(str(exc))
+    show(report, json_out)
+
+
+def _say(message: str) -> None:
+    err_console.print(f"[dim]{message}[/]")
 
 
 def _fmt(value: object) -> str:
@@ -162,23 +179,14 @@ def segments_cmd(
     """Segment evaluation over generated people against hand-written SQL; the estimate; the
     live path's events/s and event-to-entry delay."""
     load_settings()
-    # the pipeline logs every change it makes at INFO: the phases and the table say enough
-    logging.getLogger("oneloop").setLevel(logging.WARNING)
-    try:
-        with progress_bar(f"generating up to {profiles:,} people") as tick:
-            report = segments.run(
-                profiles=profiles,
-                events=events,
-                rate_per_s=rate,
-                seconds=seconds,
-                seed=seed,
-                db_url=db,
-                on_progress=tick,
-                say=lambda message: err_console.print(f"[dim]{message}[/]"),
-            )
-    except BenchFailed as exc:
-        fail(str(exc))
-    show(report, json_out)
+    _measured(
+        f"generating up to {profiles:,} people",
+        json_out,
+        lambda tick: segments.run(
+            profiles=profiles, events=events, rate_per_s=rate, seconds=seconds, seed=seed,
+            db_url=db, on_progress=tick, say=_say,
+        ),
+    )  # fmt: skip
 
 
 @bench_app.command("leads", epilog="Example: oneloop bench leads --leads 10000 --json leads.json")
@@ -192,20 +200,14 @@ def leads_cmd(
     """Trigger event committed → lead assigned, p50/p99, with the worker running as the server
     runs it; routing decisions/s of the shipped DMN table."""
     settings = load_settings()
-    logging.getLogger("oneloop").setLevel(logging.WARNING)
-    try:
-        with progress_bar(f"triggering {count:,} leads at {rate:g}/s") as tick:
-            report = leads.run(
-                settings,
-                leads=count,
-                rate_per_s=rate,
-                seed=seed,
-                postgres_url=postgres_url,
-                on_progress=tick,
-            )
-    except BenchFailed as exc:
-        fail(str(exc))
-    show(report, json_out)
+    _measured(
+        f"triggering {count:,} leads at {rate:g}/s",
+        json_out,
+        lambda tick: leads.run(
+            settings, leads=count, rate_per_s=rate, seed=seed, postgres_url=postgres_url,
+            on_progress=tick,
+        ),
+    )  # fmt: skip
 
 
 @bench_app.command(
@@ -226,20 +228,11 @@ def api_cmd(
     """Profile by phone, a timeline page, the segment list and a GraphQL profile query at a
     fixed rate against the real server: p50/p95/p99 and errors; /healthz as the baseline."""
     settings = load_settings()
-    logging.getLogger("oneloop").setLevel(logging.WARNING)
-    try:
-        with progress_bar(f"reading at {rate:g}/s") as tick:
-            report = api.run(
-                settings,
-                rate_per_s=rate,
-                seconds=seconds,
-                customers=customers,
-                seed=seed,
-                db_url=db,
-                port=port,
-                on_progress=tick,
-                say=lambda message: err_console.print(f"[dim]{message}[/]"),
-            )
-    except BenchFailed as exc:
-        fail(str(exc))
-    show(report, json_out)
+    _measured(
+        f"reading at {rate:g}/s",
+        json_out,
+        lambda tick: api.run(
+            settings, rate_per_s=rate, seconds=seconds, customers=customers, seed=seed,
+            db_url=db, port=port, on_progress=tick, say=_say,
+        ),
+    )  # fmt: skip
