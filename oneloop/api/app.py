@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-import re
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from oneloop import __version__
@@ -16,12 +15,12 @@ from oneloop.api import errors, health, openapi
 from oneloop.api.deps import AppState
 from oneloop.api.graphql import make_router as graphql_router
 from oneloop.api.idempotency import IdempotencyMiddleware
+from oneloop.api.middleware import AnswerHeaders
 from oneloop.collect import api as collect_api
 from oneloop.collect import consumers, plans_api, sources_api
 from oneloop.core.config import Settings
 from oneloop.core.db import create_db_engine, session_factory
-from oneloop.core.ids import new_id
-from oneloop.core.logging import configure_logging, request_id_var
+from oneloop.core.logging import configure_logging
 from oneloop.governance import api as governance_api
 from oneloop.governance import (
     audit_api,
@@ -42,14 +41,6 @@ from oneloop.web import pages
 from oneloop.worker import worker_tasks
 
 log = logging.getLogger(__name__)
-
-REQUEST_ID_HEADER = "X-Request-ID"
-API_DOCS = (openapi.DOCS_URL, openapi.REDOC_URL, "/docs", "/redoc")
-CONSOLE_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
-)
-_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -91,41 +82,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     errors.install(app)
     openapi.install(app)
     # Added first, so innermost: its replays and problems get the request id and the
-    # security headers of the middlewares below like any other answer.
+    # security headers like any other answer.
     app.add_middleware(IdempotencyMiddleware)
-
-    @app.middleware("http")
-    async def request_id(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        """Tag every log line of a request with its id, and hand the id back to the caller."""
-        given = request.headers.get(REQUEST_ID_HEADER, "")
-        rid = given if _SAFE_REQUEST_ID.fullmatch(given) else new_id()
-        request.state.request_id = rid  # the 500 handler runs outside this middleware
-        token = request_id_var.set(rid)
-        try:
-            response = await call_next(request)
-        finally:
-            request_id_var.reset(token)
-        response.headers[REQUEST_ID_HEADER] = rid
-        return response
-
-    @app.middleware("http")
-    async def security_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        """Every answer: no MIME sniffing, no framing (click-jacking), no referrer leaving the
-        site. The console's pages also get a content security policy that allows our own
-        scripts and styles only, so that a profile value that slipped past escaping still
-        cannot run. The interactive API docs load their assets from a CDN and are left out."""
-        response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        html = response.headers.get("content-type", "").startswith("text/html")
-        if html and not request.url.path.startswith(API_DOCS):
-            response.headers.setdefault("Content-Security-Policy", CONSOLE_CSP)
-        return response
+    app.add_middleware(AnswerHeaders)
 
     app.include_router(health.router)
     app.include_router(collect_api.tracking)

@@ -8,9 +8,20 @@ copy of a field's work), and every page's ``first`` at most ``types.MAX_FIRST``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import suppress
+from functools import lru_cache
+
 import strawberry
-from graphql import GraphQLError
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from graphql import GraphQLError, parse
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
 from strawberry.fastapi import GraphQLRouter
 from strawberry.types.execution import ExecutionContext
 
@@ -35,6 +46,32 @@ MAX_DEPTH = 10
 MAX_TOKENS = 2_000
 MAX_ALIASES = 15
 MAX_VALUE = 300  # characters of an identifier, as REST's lookup
+CACHED_DOCUMENTS = 256  # parsed and validated query texts kept per process
+
+# The limits' validation rules, made once: Strawberry's limiters build a new rule class per
+# instance, and the validation cache is keyed by the rule classes, so per-request limiters
+# would never hit it. Clients send the same few query texts again and again; parsing and
+# validating one costs more than running it.
+LIMIT_RULES = (
+    *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+    *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
+)
+
+
+_parse = lru_cache(maxsize=CACHED_DOCUMENTS)(parse)
+
+
+class CachedParse(SchemaExtension):
+    """Strawberry's ``ParserCache``, except that a document that fails to parse (too many
+    tokens, bad syntax) is left to Strawberry's own parse, which answers it with the usual
+    error: one raised from this hook would skip our error codes."""
+
+    def on_parse(self) -> Iterator[None]:
+        ec = self.execution_context
+        if ec.query:
+            with suppress(GraphQLError):
+                ec.graphql_document = _parse(ec.query, **ec.parse_options)
+        yield
 
 
 async def _profile_at(gql: GraphQLContext, kind: str, value: str) -> Profile:
@@ -97,9 +134,10 @@ def make_schema() -> strawberry.Schema:
         query=Query,
         # Factories, not instances: an extension holds its request's execution context.
         extensions=[
-            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),  # a parse option: first
+            CachedParse,
+            lambda: AddValidationRules(list(LIMIT_RULES)),
+            lambda: ValidationCache(maxsize=CACHED_DOCUMENTS),
             errors.ErrorCodes,
         ],
     )
