@@ -24,6 +24,8 @@ class NavItem:
     path: str
     label: str
     permission: str | None = None
+    # Other pages this entry stands for (it is the current one there too).
+    also: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,14 @@ NAV: tuple[NavItem, ...] = (
     NavItem("/segments", N_("Segments"), "segments.read"),
     NavItem("/sources", N_("Sources"), "collect.source.read"),
     NavItem("/sales", N_("Sales"), "sales.lead.read"),
+    # One entry for the sales set-up (settings, teams, routing table: tabs of their own), so
+    # the menu still fits a desktop's bar.
+    NavItem(
+        "/sales/settings",
+        N_("Sales setup"),
+        "sales.config.manage",
+        also=("/sales/teams", "/sales/routing"),
+    ),
     NavItem("/reports/sales", N_("Sales reports"), "sales.report.read"),
     NavItem("/identity/reviews", N_("Identity review"), "identity.match"),
     NavItem("/privacy", N_("Privacy requests"), "privacy.manage"),
@@ -49,13 +59,17 @@ NAV: tuple[NavItem, ...] = (
 
 
 def nav_for(viewer: Viewer | None, current_path: str) -> list[NavLink]:
+    """The viewer's menu. The current entry is the one with the longest path the page is
+    under (``/sales/teams`` is "Sales setup", not "Sales" as well)."""
     if viewer is None:
         return []
-    return [
-        NavLink(item.path, item.label, _is_under(current_path, item.path))
-        for item in NAV
-        if item.permission is None or viewer.can(item.permission)
-    ]
+    shown = [i for i in NAV if i.permission is None or viewer.can(i.permission)]
+    current, longest = None, 0
+    for item in shown:
+        for path in (item.path, *item.also):
+            if _is_under(current_path, path) and len(path) > longest:
+                current, longest = item.path, len(path)
+    return [NavLink(i.path, i.label, i.path == current) for i in shown]
 
 
 def _is_under(path: str, prefix: str) -> bool:

@@ -29,6 +29,7 @@ from oneloop.web import (
     identity_pages,
     privacy_pages,
     sales_board_pages,
+    sales_config_pages,
     sales_opportunity_pages,
     sales_pages,
     sales_report_pages,
@@ -52,6 +53,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     dictionary_pages.router,
     sales_pages.router,
     sales_board_pages.router,
+    sales_config_pages.router,
     sales_opportunity_pages.router,
     sales_report_pages.router,
 )
