@@ -14,10 +14,13 @@ against it, then change it and answer the new ETag:
 - no ``If-Match``: the change proceeds (last writer wins) unless ``ONELOOP_REQUIRE_IF_MATCH``
   is on, then 428.
 
-On SQLite a writer holds the database's lock from its first write, so the check and the
-update cannot interleave with another writer; on PostgreSQL (read committed) two requests
-may still both pass the check in the instant between read and write: the window is narrowed
-to that, not closed, unless a service takes the row with ``FOR UPDATE``.
+Two changes of one object must not both pass the check. On SQLite a writer holds the
+database's lock from its first write, so the check and the update cannot interleave with
+another writer. On PostgreSQL (read committed) two requests could both read the old version
+in the instant before either writes; so a request that sends ``If-Match`` first takes a
+transaction-level advisory lock on the object (its address: ``/api/v1/segments/ID`` for
+every route under it), held until its transaction ends. The second waits, then reads what
+the first wrote, and gets its 412.
 """
 
 from __future__ import annotations
@@ -28,10 +31,11 @@ from dataclasses import dataclass
 from typing import Annotated, TypeVar
 
 import orjson
-from fastapi import Depends, Header, Response
+from fastapi import Depends, Header, Request, Response
 from pydantic import BaseModel
+from sqlalchemy import text
 
-from oneloop.api.deps import StateDep
+from oneloop.api.deps import SessionDep, StateDep
 from oneloop.core.errors import PreconditionFailed, PreconditionRequired
 
 ETAG = "ETag"
@@ -91,8 +95,19 @@ class Precondition:
         )
 
 
+OBJECT_PATH_PARTS = 5  # "", "api", "v1", the collection, the object's id
+
+
+def object_key(path: str) -> str:
+    """The object a route's path changes: the collection and id, not the sub-resource, so
+    that every route changing one object takes the same lock."""
+    return "/".join(path.split("/")[:OBJECT_PATH_PARTS])
+
+
 def precondition(
     state: StateDep,
+    request: Request,
+    session: SessionDep,
     if_match: Annotated[
         str | None,
         Header(
@@ -105,6 +120,11 @@ def precondition(
         ),
     ] = None,
 ) -> Precondition:
+    if if_match is not None and session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"etag:{object_key(request.url.path)}"},
+        )
     return Precondition(if_match, state.settings.require_if_match)
 
 

@@ -3,14 +3,16 @@ version is refused (412) instead of silently undoing the first one's change."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from oneloop.api.app import create_app
+from oneloop.api.etag import object_key
 from oneloop.core.config import Settings
 from oneloop.core.context import Context
 from tests.conftest import ADMIN
@@ -169,3 +171,31 @@ def test_a_tracking_plan_has_one_etag_in_json_and_yaml(
     changed = client.put(url, json={**plan, "name": "web 2"}, headers=if_match(as_json))
     assert changed.status_code == 200, changed.text
     problem(client.put(url, json=plan, headers=if_match(as_json)), 412, "precondition-failed")
+
+
+def test_on_postgresql_a_change_with_if_match_waits_for_the_other_change_of_the_object(
+    client: TestClient, engine: Engine, role_url: str
+) -> None:
+    """The check and the write are one step: while another transaction holds the object's
+    lock (as a concurrent change with If-Match does), a change waits, then reads what the
+    other wrote."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers by its database lock")
+    etag = client.get(role_url, headers=ADMIN).headers["ETag"]
+    answers: list[Any] = []
+    with engine.connect() as other:
+        other.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"etag:{object_key(role_url + '/x')}"},  # any route under the object
+        )
+        change = threading.Thread(
+            target=lambda: answers.append(
+                client.patch(role_url, json={"name_en": "Reader"}, headers=if_match(etag))
+            )
+        )
+        change.start()
+        change.join(timeout=1)
+        assert change.is_alive() and answers == []  # waiting on the lock, nothing read yet
+        other.rollback()  # the other change ends
+    change.join(timeout=30)
+    assert answers and answers[0].status_code == 200, answers
