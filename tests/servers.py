@@ -23,8 +23,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(database_url: str, **env: str) -> Iterator[str]:
-    """Migrate ``database_url``, serve it with uvicorn, yield the base URL, stop it after."""
+def running_server(database_url: str, workers: int = 1, **env: str) -> Iterator[str]:
+    """Migrate ``database_url``, serve it with uvicorn (``workers`` processes), yield the base
+    URL, stop it after."""
     environ = {**os.environ, "ONELOOP_DATABASE_URL": database_url, **env}
     subprocess.run(
         [sys.executable, "-m", "oneloop", "db", "upgrade"],
@@ -32,7 +33,7 @@ def running_server(database_url: str, **env: str) -> Iterator[str]:
         check=True,
         capture_output=True,
     )
-    with served(database_url, free_port(), ONELOOP_LOG_FORMAT="json", **env) as base:
+    with served(database_url, free_port(), workers, ONELOOP_LOG_FORMAT="json", **env) as base:
         yield base
 
 

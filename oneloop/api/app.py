@@ -31,6 +31,7 @@ from oneloop.governance import (
     sharing_api,
     users_api,
 )
+from oneloop.governance.signin import KeyContexts
 from oneloop.identity import api as identity_api
 from oneloop.profiles import api as profiles_api
 from oneloop.profiles import traits_api
@@ -46,7 +47,12 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or Settings()
     engine = engine or create_db_engine(settings)
-    state = AppState(settings=settings, engine=engine, sessions=session_factory(engine))
+    state = AppState(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        keys=KeyContexts(settings.api_key_cache_seconds),
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

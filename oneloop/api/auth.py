@@ -65,8 +65,10 @@ def caller(
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token:
         if token.startswith(signin.KEY_PREFIX):
-            with state.sessions() as session, session.begin():
-                ctx = signin.api_key_context(session, token, state.clock, origin)
+            ctx = state.keys.remembered(token, state.clock, origin)
+            if ctx is None:
+                with state.sessions() as session, session.begin():
+                    ctx = state.keys.context(session, token, state.clock, origin)
             found = Caller(ctx, "api_key")
         else:
             found = Caller(_admin(state, token, origin), "admin_token")
@@ -99,7 +101,7 @@ def _admin(state: StateDep, token: str, origin: str) -> Context:
     return replace(system_context(state.clock), origin=origin)
 
 
-def caller_context(found: Annotated[Caller, Depends(caller)]) -> Context:
+async def caller_context(found: Annotated[Caller, Depends(caller)]) -> Context:
     return found.ctx
 
 

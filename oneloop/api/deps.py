@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from oneloop.core.clock import Clock, SystemClock
 from oneloop.core.config import Settings
+from oneloop.governance.signin import KeyContexts
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class AppState:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
+    keys: KeyContexts = field(default_factory=lambda: KeyContexts(seconds=0))
     clock: Clock = field(default_factory=SystemClock)
     # SQLite has one writer at a time; queueing writers on a lock in the process is cheaper
     # than letting them spin in SQLite's busy handler. PostgreSQL writers run in parallel.
@@ -34,7 +36,7 @@ class AppState:
         return self.write_lock if self.engine.dialect.name == "sqlite" else nullcontext()
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.oneloop
     return state
 

@@ -5,11 +5,13 @@ docs at ``/api/v1/docs`` (Swagger UI) and ``/api/v1/redoc``; the old ``/openapi.
 FastAPI documents the success answers from the routes' return types. What no route states,
 the error contract, is added here once (issue 8): every ``/api/v1`` operation lists the
 problem+json answers it can give, with the ``Problem`` shape from ``oneloop.api.errors``,
-instead of FastAPI's default 422 body, which this API never sends.
+instead of FastAPI's default 422 body, which this API never sends. A page of a list is named
+after what it lists (``SegmentPage``), not as pydantic spells a generic (``Page_Segment_``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +28,9 @@ REDOC_URL = "/api/v1/redoc"
 OLD_URLS = {"/openapi.json": OPENAPI_URL, "/docs": DOCS_URL, "/redoc": REDOC_URL}
 API_PREFIX = "/api/v1/"
 MUTATING = ("post", "put", "patch", "delete")
+REF_PREFIX = "#/components/schemas/"
+# pydantic names a component of ``Page[Segment]`` after the generic and its argument
+GENERIC_PAGE = re.compile(r"Page_\w+_")
 
 
 class Problem(BaseModel):
@@ -92,6 +97,7 @@ def document(app: FastAPI) -> dict[str, Any]:  # Any: the OpenAPI document, JSON
         components[model.__name__].pop("$defs", None)
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)  # FastAPI's 422 shape: this API answers problem+json
+    _name_pages(schema, components)
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
@@ -109,6 +115,35 @@ def document(app: FastAPI) -> dict[str, Any]:  # Any: the OpenAPI document, JSON
                 }
     app.openapi_schema = schema
     return schema
+
+
+def _name_pages(schema: dict[str, Any], components: dict[str, Any]) -> None:
+    """Rename each ``Page_X_`` component to its model's own name, ``XPage`` (the title
+    ``Page.model_parametrized_name`` gives it), unless another model has that name."""
+    renamed: dict[str, str] = {}
+    for name, component in list(components.items()):
+        title = component.get("title")
+        if GENERIC_PAGE.fullmatch(name) and isinstance(title, str) and title not in components:
+            components[title] = components.pop(name)
+            renamed[f"{REF_PREFIX}{name}"] = f"{REF_PREFIX}{title}"
+    if not renamed:
+        return
+    ordered = dict(sorted(components.items()))
+    components.clear()
+    components.update(ordered)
+
+    def point(node: Any) -> None:  # Any: a JSON node of the document
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref in renamed:
+                node["$ref"] = renamed[ref]
+            for value in node.values():
+                point(value)
+        elif isinstance(node, list):
+            for value in node:
+                point(value)
+
+    point(schema)
 
 
 def install(app: FastAPI) -> None:

@@ -79,6 +79,7 @@ def run(
     seed: int = 7,
     db_url: str | None = None,
     port: int = 18766,
+    workers: int = 1,
     on_progress: Progress = NO_PROGRESS,
     say: Callable[[str], None] = lambda _: None,
 ) -> BenchReport:
@@ -90,7 +91,7 @@ def run(
         token, phones, profiles = _caller(settings, url)
         requests = _requests(phones, profiles)
         env = {"ONELOOP_RUN_CONSUMERS": "false", "ONELOOP_LOG_LEVEL": "WARNING"}
-        with served(url, port, **env):
+        with served(url, port, workers, **env):
             say(f"reads at {rate_per_s:g}/s for {seconds:g} s")
             ours = _load(port, token, requests, rate_per_s, seconds, on_progress)
             say(f"/healthz at {rate_per_s:g}/s for {seconds:g} s")
@@ -107,6 +108,7 @@ def run(
         "p99_ms": cuts["p99_ms"],
         "errors": sum(ours.errors.values()),
         "target_rps": rate_per_s,
+        "workers": workers,
         "seconds": seconds,
     }
     for kind, samples in sorted(ours.latencies.items()):

@@ -224,6 +224,7 @@ def api_cmd(
         typer.Option(help="a database `make demo` filled (sqlite:///var/oneloop.db) instead"),
     ] = None,
     port: Annotated[int, typer.Option(help="port for the server under test")] = 18766,
+    workers: Annotated[int, typer.Option(min=1, help="server worker processes")] = 1,
 ) -> None:
     """Profile by phone, a timeline page, the segment list and a GraphQL profile query at a
     fixed rate against the real server: p50/p95/p99 and errors; /healthz as the baseline."""
@@ -233,6 +234,6 @@ def api_cmd(
         json_out,
         lambda tick: api.run(
             settings, rate_per_s=rate, seconds=seconds, customers=customers, seed=seed,
-            db_url=db, port=port, on_progress=tick, say=_say,
+            db_url=db, port=port, workers=workers, on_progress=tick, say=_say,
         ),
     )  # fmt: skip

@@ -123,15 +123,25 @@ def ratio(ours: float | int | str | None, base: float | int | str | None) -> flo
 
 
 @contextmanager
-def served(database_url: str, port: int, **env: str) -> Iterator[str]:
-    """A real ``oneloop serve`` on 127.0.0.1:``port`` (already migrated), until the block ends.
+def served(database_url: str, port: int, workers: int = 1, **env: str) -> Iterator[str]:
+    """A real ``oneloop serve`` on 127.0.0.1:``port`` (already migrated) with ``workers``
+    processes, until the block ends.
 
     Benches and network tests talk to the process users run, not to an in-process app.
     """
     environ = {**os.environ, "ONELOOP_DATABASE_URL": database_url, **env}
     with tempfile.TemporaryFile() as output:
         proc = subprocess.Popen(  # noqa: S603  # our own interpreter and fixed arguments
-            [sys.executable, "-m", "oneloop", "serve", "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "oneloop",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
             env=environ,
             stdout=output,
             stderr=subprocess.STDOUT,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Annotated
 
 import typer
@@ -80,25 +83,42 @@ def root(
 
 
 @app.command(
-    epilog="Example: ONELOOP_DATABASE_URL=sqlite:///var/oneloop.db oneloop serve --port 8000"
+    epilog="Example: ONELOOP_DATABASE_URL=sqlite:///var/oneloop.db oneloop serve --port 8000 "
+    "--workers 2"
 )
 def serve(
     host: Annotated[str | None, typer.Option(help="address to bind (default ONELOOP_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default ONELOOP_PORT)")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
+    workers: Annotated[
+        int, typer.Option(min=1, help="server processes; one per core for a busy API")
+    ] = 1,
 ) -> None:
-    """Serve the API and the console with uvicorn."""
+    """Serve the API and the console with uvicorn.
+
+    One process runs the log's consumers in a thread beside the API (unless
+    ONELOOP_RUN_CONSUMERS=false). With several, the consumers run once, in a
+    ``oneloop worker`` process started and stopped with the server, not once per process.
+    """
     import uvicorn
 
     settings = load_settings()
-    uvicorn.run(
-        "oneloop.api.app:serve_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers,
-        log_config=None,  # keep our structured logging
-    )
+    consumer = None
+    if workers > 1 and settings.run_consumers:
+        consumer = subprocess.Popen([sys.executable, "-m", "oneloop", "worker"])
+        os.environ["ONELOOP_RUN_CONSUMERS"] = "false"  # read by each server process
+    try:
+        uvicorn.run(
+            "oneloop.api.app:serve_app",
+            factory=True,
+            host=host or settings.host,
+            port=port or settings.port,
+            workers=workers,
+            log_config=None,  # keep our structured logging
+        )
+    finally:
+        if consumer is not None:
+            consumer.terminate()
+            consumer.wait(timeout=30)
 
 
 def main() -> None:

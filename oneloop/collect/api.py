@@ -13,12 +13,13 @@ import binascii
 from typing import Annotated
 
 import anyio.to_thread
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from oneloop.api.auth import CallerDep
 from oneloop.api.deps import AppState, SessionDep, StateDep
+from oneloop.api.paging import Page, PageRequest, list_query
 from oneloop.collect import deadletters, stats
-from oneloop.collect.schemas import DeadLetter, DeadLetterPage, ReplayReport, SourceStats
+from oneloop.collect.schemas import DeadLetter, ReplayReport, SourceStats
 from oneloop.collect.tracking import (
     ENDPOINTS,
     Outcome,
@@ -35,6 +36,10 @@ admin = APIRouter(prefix="/api/v1", tags=["sources"])
 # Compressed bodies can be slightly larger than what they inflate to; allow for the framing.
 COMPRESSED_SLACK = 16 * 1024
 SUCCESS = b'{"success":true}'
+DeadLetterList = Annotated[
+    PageRequest,
+    Depends(list_query("dead-letters", deadletters.DEAD_LETTER_SORTS, default="-received_at")),
+]
 
 
 async def _read_capped(request: Request, endpoint: str) -> bytes:
@@ -126,14 +131,13 @@ def source_stats(
 def list_dead_letters(
     session: SessionDep,
     ctx: CallerDep,
+    page: DeadLetterList,
     source: Annotated[str | None, Query(description="only this source's")] = None,
     reason: Annotated[str | None, Query(description="only this reason, e.g. invalid_event")] = None,
     status: Annotated[str | None, Query(description="waiting or replayed")] = "waiting",
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
-) -> DeadLetterPage:
-    return deadletters.list_dead_letters(
-        session, ctx, source=source, reason=reason, status=status, limit=limit, cursor=cursor
+) -> Page[DeadLetter]:
+    return deadletters.page_dead_letters(
+        session, ctx, page, source=source, reason=reason, status=status
     )
 
 

@@ -26,6 +26,7 @@ from oneloop.collect.spec import Invalid, Message, parse_batch, parse_message
 from oneloop.core.context import Context
 from oneloop.core.db import in_tenancy
 from oneloop.core.errors import FieldError, NotFound, ValidationFailed
+from oneloop.core.paging import Column, Page, PageRequest, keyset_page
 
 WAITING = "waiting"
 REPLAYED = "replayed"
@@ -82,11 +83,7 @@ def list_dead_letters(
 ) -> DeadLetterPage:
     """Newest first; ``cursor`` is the last id of the previous page (ids are time-ordered)."""
     ctx.require("collect.source.read")
-    if status is not None and status not in STATUSES:
-        raise ValidationFailed(
-            f"unknown status {status!r}; use {' or '.join(STATUSES)}",
-            [FieldError(("status",), f"must be one of {', '.join(STATUSES)}")],
-        )
+    _check_status(status)
     query = _scoped(ctx, source, reason, status).order_by(DeadLetterRow.id.desc()).limit(limit + 1)
     if cursor:
         query = query.where(DeadLetterRow.id < cursor)
@@ -96,6 +93,42 @@ def list_dead_letters(
         items=[DeadLetter.model_validate(r) for r in page],
         next_cursor=page[-1].id if len(rows) > limit else None,
     )
+
+
+DEAD_LETTER_SORTS: dict[str, Column] = {
+    "received_at": DeadLetterRow.received_at,
+    "reason": DeadLetterRow.reason,
+}
+
+
+def page_dead_letters(
+    session: Session,
+    ctx: Context,
+    page: PageRequest,
+    *,
+    source: str | None = None,
+    reason: str | None = None,
+    status: str | None = WAITING,
+) -> Page[DeadLetter]:
+    """``list_dead_letters`` in the API's common page and cursor format (issue 8), any sort."""
+    ctx.require("collect.source.read")
+    _check_status(status)
+    return keyset_page(
+        session,
+        _scoped(ctx, source, reason, status),
+        page,
+        DEAD_LETTER_SORTS,
+        DeadLetterRow.id,
+        lambda rows: [DeadLetter.model_validate(r) for r in rows],
+    )
+
+
+def _check_status(status: str | None) -> None:
+    if status is not None and status not in STATUSES:
+        raise ValidationFailed(
+            f"unknown status {status!r}; use {' or '.join(STATUSES)}",
+            [FieldError(("status",), f"must be one of {', '.join(STATUSES)}")],
+        )
 
 
 def count_dead_letters(

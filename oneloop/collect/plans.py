@@ -398,20 +398,46 @@ def list_violations(session: Session, ctx: Context, source_id: str) -> list[Viol
             PlanViolationRow.kind,
         )
     )
-    return [
-        ViolationCount(
-            source_id=r.source_id,
-            call="track" if r.event else "identify",
-            event=r.event or None,
-            path=r.path,
-            kind=r.kind,
-            count=r.count,
-            first_seen_at=r.first_seen_at,
-            last_seen_at=r.last_seen_at,
-            example_message_id=r.example_message_id,
-        )
-        for r in rows
-    ]
+    return [_violation(r) for r in rows]
+
+
+VIOLATION_SORTS: dict[str, Column] = {
+    "count": PlanViolationRow.count,
+    "first_seen_at": PlanViolationRow.first_seen_at,
+    "last_seen_at": PlanViolationRow.last_seen_at,
+}
+
+
+def page_violations(
+    session: Session, ctx: Context, source_id: str, page: PageRequest
+) -> Page[ViolationCount]:
+    """``list_violations`` a keyset page at a time (issue 8). A counter is one per event,
+    path and kind, so those tell counters with the same sort key apart."""
+    ctx.require("collect.source.read")
+    source = service.get_source(session, ctx, source_id)
+    query = select(PlanViolationRow).where(PlanViolationRow.source_id == source.id)
+    return keyset_page(
+        session,
+        query,
+        page,
+        VIOLATION_SORTS,
+        (PlanViolationRow.event, PlanViolationRow.path, PlanViolationRow.kind),
+        lambda rows: [_violation(r) for r in rows],
+    )
+
+
+def _violation(row: PlanViolationRow) -> ViolationCount:
+    return ViolationCount(
+        source_id=row.source_id,
+        call="track" if row.event else "identify",
+        event=row.event or None,
+        path=row.path,
+        kind=row.kind,
+        count=row.count,
+        first_seen_at=row.first_seen_at,
+        last_seen_at=row.last_seen_at,
+        example_message_id=row.example_message_id,
+    )
 
 
 def _get_row(session: Session, ctx: Context, plan_id: str) -> TrackingPlanRow:

@@ -179,11 +179,17 @@ def attach_plan(
     return plans.attach_plan(session, ctx, source_id, body.plan_id)
 
 
+ViolationList = Annotated[
+    PageRequest,
+    Depends(list_query("plan-violations", plans.VIOLATION_SORTS, default="-count")),
+]
+
+
 @router.get(
     "/sources/{source_id}/violations",
-    summary="How often the source broke its plan, per event, property and kind",
+    summary="How often the source broke its plan, per event, property and kind; most first",
 )
 def list_violations(
-    source_id: SourceId, session: SessionDep, ctx: CallerDep
-) -> list[ViolationCount]:
-    return plans.list_violations(session, ctx, source_id)
+    source_id: SourceId, session: SessionDep, ctx: CallerDep, page: ViolationList
+) -> Page[ViolationCount]:
+    return plans.page_violations(session, ctx, source_id, page)

@@ -89,6 +89,17 @@ class Settings(BaseSettings):
             "answer; after it the key is free again and expired keys are purged."
         ),
     )
+    api_key_cache_seconds: float = Field(
+        default=5,
+        ge=0,
+        le=300,
+        description=(
+            "How long a server process remembers what an API key may do, so that a busy "
+            "integration does not look its key up on every call. A key revoked, or a user or "
+            "role changed, through this process takes effect at once; through another process "
+            "within this many seconds. 0 looks every call up."
+        ),
+    )
     require_if_match: bool = Field(
         default=False,
         description=(

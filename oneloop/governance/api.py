@@ -6,22 +6,26 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Response
+from fastapi import APIRouter, Body, Depends, Path, Response
 
 from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
 from oneloop.api.etag import IfMatch, tag
+from oneloop.api.paging import Page, PageRequest, list_query
 from oneloop.governance import service
 from oneloop.governance.schemas import BusinessUnit, BusinessUnitIn, BusinessUnitPatch
 
 router = APIRouter(prefix="/api/v1/business-units", tags=["business units"])
 
 Code = Annotated[str, Path(description="the unit's code", max_length=32)]
+UnitList = Annotated[
+    PageRequest, Depends(list_query("business-units", service.UNIT_SORTS, default="code"))
+]
 
 
-@router.get("", summary="The group, then its business units by code")
-def list_units(session: SessionDep, ctx: CallerDep) -> list[BusinessUnit]:
-    return service.list_business_units(session, ctx)
+@router.get("", summary="The group and its business units (yours, for a unit), by code")
+def list_units(session: SessionDep, ctx: CallerDep, page: UnitList) -> Page[BusinessUnit]:
+    return service.page_business_units(session, ctx, page)
 
 
 @router.post("", summary="Create the group (no parent) or a business unit", status_code=201)

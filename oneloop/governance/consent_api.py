@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Path, Query
+from fastapi import APIRouter, Body, Depends, Header, Path, Query
 
 from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
+from oneloop.api.paging import Page, PageRequest, list_query
 from oneloop.governance import consent, consent_views
 from oneloop.governance.consent_schemas import (
     Channel,
-    ConsentHistoryPage,
     ConsentIn,
     ConsentRecord,
     ConsentState,
@@ -26,6 +26,10 @@ from oneloop.governance.consent_schemas import (
 router = APIRouter(prefix="/api/v1", tags=["consent"])
 
 ProfileId = Annotated[str, Path(description="a OneID; an absorbed profile's id still works")]
+HistoryList = Annotated[
+    PageRequest,
+    Depends(list_query("consent-history", consent_views.HISTORY_SORTS, default="-given_at")),
+]
 
 
 @router.get("/profiles/{profile_id}/consent", summary="Consent in force per purpose × channel")
@@ -41,13 +45,12 @@ def get_history(
     profile_id: ProfileId,
     session: SessionDep,
     ctx: CallerDep,
+    page: HistoryList,
     purpose: Purpose | None = None,
     channel: Channel | None = None,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> ConsentHistoryPage:
-    return consent_views.history(
-        session, ctx, profile_id, purpose=purpose, channel=channel, cursor=cursor, limit=limit
+) -> Page[ConsentRecord]:
+    return consent_views.page_history(
+        session, ctx, profile_id, page, purpose=purpose, channel=channel
     )
 
 

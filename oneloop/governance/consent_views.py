@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, aliased
 
 from oneloop.core.context import Context
 from oneloop.core.cursor import read_cursor, write_cursor
+from oneloop.core.paging import Column, Page, PageRequest, keyset_page
 from oneloop.governance import service as governance
 from oneloop.governance.consent import (
     DEFAULTS,
@@ -32,6 +33,7 @@ from oneloop.governance.consent_schemas import (
     PURPOSE_LABELS,
     STATUS_LABELS,
     ConsentHistoryPage,
+    ConsentRecord,
     ConsentState,
     ConsentStateItem,
     ConsentSummary,
@@ -92,15 +94,9 @@ def history(
     in force marked; paged by ``cursor`` (``next_cursor`` of the previous page)."""
     ctx.require(READ)
     current = profiles.visible_id(session, ctx, profile_id)
-    if purpose is not None or channel is not None:
-        check_codes(purpose or PURPOSE_CODES[0], channel or ANY)
     limit = max(1, min(limit, MAX_PAGE))
     h = ConsentHistoryRow
-    query = select(h).where(h.profile_id.in_([current, *unfollowed(session, current)]))
-    if purpose is not None:
-        query = query.where(h.purpose == purpose)
-    if channel is not None:
-        query = query.where(h.channel == channel)
+    query = _history_query(session, current, purpose, channel)
     if cursor:
         at, seq = read_cursor(cursor)
         query = query.where(or_(h.given_at < at, and_(h.given_at == at, h.seq < seq)))
@@ -112,6 +108,51 @@ def history(
         items=[to_record(r, ctx, deciding) for r in page],
         next_cursor=write_cursor(page[-1].given_at, page[-1].seq) if len(rows) > limit else None,
     )
+
+
+HISTORY_SORTS: dict[str, Column] = {
+    "given_at": ConsentHistoryRow.given_at,
+    "recorded_at": ConsentHistoryRow.recorded_at,
+}
+
+
+def page_history(
+    session: Session,
+    ctx: Context,
+    profile_id: str,
+    page: PageRequest,
+    *,
+    purpose: str | None = None,
+    channel: str | None = None,
+) -> Page[ConsentRecord]:
+    """``history`` in the API's common page and cursor format (issue 8), any sort."""
+    ctx.require(READ)
+    current = profiles.visible_id(session, ctx, profile_id)
+    query = _history_query(session, current, purpose, channel)
+    deciding = {d.seq for d in in_force(session, current, None, None).values()}
+    return keyset_page(
+        session,
+        query,
+        page,
+        HISTORY_SORTS,
+        ConsentHistoryRow.seq,
+        lambda rows: [to_record(r, ctx, deciding) for r in rows],
+    )
+
+
+def _history_query(
+    session: Session, current: str, purpose: str | None, channel: str | None
+) -> Select[tuple[ConsentHistoryRow]]:
+    """The decisions of profile ``current`` (and of the ids it absorbed), filtered."""
+    if purpose is not None or channel is not None:
+        check_codes(purpose or PURPOSE_CODES[0], channel or ANY)
+    h = ConsentHistoryRow
+    query = select(h).where(h.profile_id.in_([current, *unfollowed(session, current)]))
+    if purpose is not None:
+        query = query.where(h.purpose == purpose)
+    if channel is not None:
+        query = query.where(h.channel == channel)
+    return query
 
 
 def summary(session: Session, ctx: Context, bu: str | None = None) -> ConsentSummary:

@@ -15,6 +15,7 @@ brings a database up to a newer release's defaults without touching what someone
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from oneloop.core.context import Context
 from oneloop.core.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
+from oneloop.core.paging import Column, Page, PageRequest, keyset_page
 from oneloop.governance import audit
 from oneloop.governance.dictionary_schemas import (
     CLASSIFICATIONS,
@@ -162,6 +164,35 @@ def list_entries(
     codes = _unit_codes(session)
     items = [_entry(row, codes) for row in rows[:limit]]
     return EntryPage(items=items, next_cursor=items[-1].key if len(rows) > limit else None)
+
+
+ENTRY_SORTS: dict[str, Column] = {
+    "key": DictionaryEntryRow.key,
+    "name_en": DictionaryEntryRow.name_en,
+    "updated_at": DictionaryEntryRow.updated_at,
+}
+
+
+def page_entries(
+    session: Session,
+    ctx: Context,
+    page: PageRequest,
+    *,
+    kind: str | None = None,
+    classification: str | None = None,
+) -> Page[Entry]:
+    """``list_entries`` in the API's common page and cursor format (issue 8), any sort."""
+    query = select(DictionaryEntryRow)
+    if kind is not None:
+        query = query.where(DictionaryEntryRow.kind == kind)
+    if classification is not None:
+        query = query.where(DictionaryEntryRow.classification == classification)
+
+    def entries(rows: Sequence[DictionaryEntryRow]) -> list[Entry]:
+        codes = _unit_codes(session)
+        return [_entry(row, codes) for row in rows]
+
+    return keyset_page(session, query, page, ENTRY_SORTS, DictionaryEntryRow.key, entries)
 
 
 def get_entry(session: Session, ctx: Context, key: str) -> Entry:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Response
 
 from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
 from oneloop.api.etag import IfMatch, tag
+from oneloop.api.paging import Page, PageRequest, list_query
 from oneloop.core.errors import NotFound
 from oneloop.governance import dictionary
 from oneloop.governance.dictionary_schemas import (
@@ -17,13 +18,15 @@ from oneloop.governance.dictionary_schemas import (
     Entry,
     EntryIn,
     EntryKind,
-    EntryPage,
     EntryVersion,
 )
 
 router = APIRouter(prefix="/api/v1/dictionary", tags=["dictionary"])
 
 Key = Annotated[str, Path(max_length=100, description="the entry's key, e.g. phone or revenue")]
+EntryList = Annotated[
+    PageRequest, Depends(list_query("dictionary", dictionary.ENTRY_SORTS, default="key"))
+]
 
 EXAMPLE = {
     "kind": "metric",
@@ -44,16 +47,13 @@ EXAMPLE = {
 def list_entries(
     session: SessionDep,
     ctx: CallerDep,
+    page: EntryList,
     kind: Annotated[EntryKind | None, Query(description="field or metric")] = None,
     classification: Annotated[
         Classification | None, Query(description="public, internal, pii or sensitive_pii")
     ] = None,
-    cursor: Annotated[str | None, Query(max_length=100, description="next_cursor")] = None,
-    limit: Annotated[int, Query(ge=1, le=dictionary.MAX_PAGE)] = 100,
-) -> EntryPage:
-    return dictionary.list_entries(
-        session, ctx, kind=kind, classification=classification, cursor=cursor, limit=limit
-    )
+) -> Page[Entry]:
+    return dictionary.page_entries(session, ctx, page, kind=kind, classification=classification)
 
 
 @router.get("/{key}", summary="One entry as it stands (its newest version)")

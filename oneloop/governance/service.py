@@ -15,6 +15,7 @@ from oneloop.core.context import Context
 from oneloop.core.db import SelectT, forget, in_tenancy, memo
 from oneloop.core.errors import Conflict, NotFound
 from oneloop.core.ids import new_id
+from oneloop.core.paging import Column, Page, PageRequest, keyset_page
 from oneloop.governance import audit
 from oneloop.governance.models import DEFAULT_TIME_ZONE, BusinessUnitRow
 from oneloop.governance.schemas import (
@@ -113,6 +114,28 @@ def list_business_units(session: Session, ctx: Context) -> list[BusinessUnit]:
     )
     query = in_tenancy(query, BusinessUnitRow.id, ctx)
     return [BusinessUnit.model_validate(r) for r in session.scalars(query)]
+
+
+UNIT_SORTS: dict[str, Column] = {
+    "code": BusinessUnitRow.code,
+    "name_en": BusinessUnitRow.name_en,
+    "created_at": BusinessUnitRow.created_at,
+}
+
+
+def page_business_units(session: Session, ctx: Context, page: PageRequest) -> Page[BusinessUnit]:
+    """``list_business_units`` a keyset page at a time (issue 8), in the asked order (the
+    group is a unit like the others there: ``kind`` tells it apart)."""
+    ctx.require("governance.bu.read")
+    query = in_tenancy(select(BusinessUnitRow), BusinessUnitRow.id, ctx)
+    return keyset_page(
+        session,
+        query,
+        page,
+        UNIT_SORTS,
+        BusinessUnitRow.id,
+        lambda rows: [BusinessUnit.model_validate(r) for r in rows],
+    )
 
 
 def unit_codes(session: Session) -> dict[str, str]:

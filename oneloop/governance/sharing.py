@@ -3,18 +3,20 @@
 Each unit keeps its data to itself by default; its admins (or the group's) may let another
 unit read some of it, named: "Service may read Appliances' order summary traits, not its raw
 events" is a policy ``traits: [orders_90d, revenue_90d]`` from appliances to service. The
-profiles domain asks ``shared_with`` which units' definitions and events to add to what a
+profiles domain asks ``readable`` which units' definitions and events to add to what a
 unit's user sees of a customer they already see.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, select, true
+from sqlalchemy import ColumnElement, Select, select, true
 from sqlalchemy.orm import Session
 
 from oneloop.core.context import Context
+from oneloop.core.db import forget_all, memo
 from oneloop.core.errors import FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
+from oneloop.core.paging import Column, Page, PageRequest, keyset_page
 from oneloop.governance import audit
 from oneloop.governance.models import BusinessUnitRow, SharingPolicyRow
 from oneloop.governance.schemas import Resource, SharingPolicy, SharingPolicyIn
@@ -22,6 +24,7 @@ from oneloop.governance.service import get_business_unit, unit_row
 
 MANAGE = "governance.sharing.manage"
 ALL = "*"
+SHARED = "sharing.readable"  # memo key, with the reader unit
 
 
 def create_policy(session: Session, ctx: Context, data: SharingPolicyIn) -> SharingPolicy:
@@ -47,6 +50,7 @@ def create_policy(session: Session, ctx: Context, data: SharingPolicyIn) -> Shar
     )
     session.add(row)
     session.flush()
+    forget_all(session, SHARED)
     audit.record(
         session,
         ctx,
@@ -62,13 +66,41 @@ def create_policy(session: Session, ctx: Context, data: SharingPolicyIn) -> Shar
 def list_policies(session: Session, ctx: Context) -> list[SharingPolicy]:
     """The policies a unit gives and receives; the group's every one."""
     ctx.require("governance.bu.read")
-    query = select(SharingPolicyRow).order_by(SharingPolicyRow.created_at, SharingPolicyRow.id)
-    if not ctx.is_group_wide:
-        query = query.where(
-            (SharingPolicyRow.owner_bu_id == ctx.bu_id)
-            | (SharingPolicyRow.reader_bu_id == ctx.bu_id)
-        )
+    query = _visible(ctx).order_by(SharingPolicyRow.created_at, SharingPolicyRow.id)
     return [SharingPolicy.model_validate(r) for r in session.scalars(query)]
+
+
+POLICY_SORTS: dict[str, Column] = {
+    "created_at": SharingPolicyRow.created_at,
+    "resource": SharingPolicyRow.resource,
+}
+
+
+def page_policies(
+    session: Session, ctx: Context, page: PageRequest, *, resource: str | None = None
+) -> Page[SharingPolicy]:
+    """``list_policies`` a keyset page at a time (issue 8); ``resource``: of that kind only."""
+    ctx.require("governance.bu.read")
+    query = _visible(ctx)
+    if resource is not None:
+        query = query.where(SharingPolicyRow.resource == resource)
+    return keyset_page(
+        session,
+        query,
+        page,
+        POLICY_SORTS,
+        SharingPolicyRow.id,
+        lambda rows: [SharingPolicy.model_validate(r) for r in rows],
+    )
+
+
+def _visible(ctx: Context) -> Select[tuple[SharingPolicyRow]]:
+    query = select(SharingPolicyRow)
+    if ctx.is_group_wide:
+        return query
+    return query.where(
+        (SharingPolicyRow.owner_bu_id == ctx.bu_id) | (SharingPolicyRow.reader_bu_id == ctx.bu_id)
+    )
 
 
 def delete_policy(session: Session, ctx: Context, policy_id: str) -> None:
@@ -79,22 +111,10 @@ def delete_policy(session: Session, ctx: Context, policy_id: str) -> None:
         raise NotFound(f"no sharing policy {policy_id!r}", policy_id=policy_id)
     session.delete(row)
     session.flush()
+    forget_all(session, SHARED)
     audit.record(
         session, ctx, "sharing.deleted", "sharing_policy", policy_id, bu_id=row.owner_bu_id
     )
-
-
-def shared_with(session: Session, reader_bu_id: str, resource: Resource) -> dict[str, set[str]]:
-    """Owner unit id → the names of ``resource`` it shares with the reader (``{"*"}``: all)."""
-    found: dict[str, set[str]] = {}
-    rows = session.execute(
-        select(SharingPolicyRow.owner_bu_id, SharingPolicyRow.names).where(
-            SharingPolicyRow.reader_bu_id == reader_bu_id, SharingPolicyRow.resource == resource
-        )
-    )
-    for owner, names in rows:
-        found.setdefault(owner, set()).update(names)
-    return found
 
 
 def allows(shared: dict[str, set[str]], owner_bu_id: str, name: str) -> bool:
@@ -104,10 +124,26 @@ def allows(shared: dict[str, set[str]], owner_bu_id: str, name: str) -> bool:
 
 def readable(session: Session, ctx: Context, resource: Resource) -> dict[str, set[str]]:
     """What other units share of ``resource`` with the caller's unit (nothing for the group,
-    which reads everything anyway, and for the platform itself)."""
-    if ctx.is_group_wide or ctx.bu_id is None:
+    which reads everything anyway, and for the platform itself); read once per transaction,
+    as every part of a 360 view asks."""
+    if ctx.is_group_wide or (reader := ctx.bu_id) is None:
         return {}
-    return shared_with(session, ctx.bu_id, resource)
+    return memo(session, (SHARED, reader), lambda: _shared_with_unit(session, reader)).get(
+        resource, {}
+    )
+
+
+def _shared_with_unit(session: Session, reader_bu_id: str) -> dict[str, dict[str, set[str]]]:
+    """Resource → owner unit id → the names shared with the reader: every resource at once."""
+    found: dict[str, dict[str, set[str]]] = {}
+    rows = session.execute(
+        select(
+            SharingPolicyRow.resource, SharingPolicyRow.owner_bu_id, SharingPolicyRow.names
+        ).where(SharingPolicyRow.reader_bu_id == reader_bu_id)
+    )
+    for resource, owner, names in rows:
+        found.setdefault(resource, {}).setdefault(owner, set()).update(names)
+    return found
 
 
 def events_condition(

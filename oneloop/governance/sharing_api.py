@@ -4,19 +4,29 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Response
 
 from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
+from oneloop.api.paging import Page, PageRequest, list_query
 from oneloop.governance import sharing
-from oneloop.governance.schemas import SharingPolicy, SharingPolicyIn
+from oneloop.governance.schemas import Resource, SharingPolicy, SharingPolicyIn
 
 router = APIRouter(prefix="/api/v1/sharing-policies", tags=["business units"])
 
+PolicyList = Annotated[
+    PageRequest, Depends(list_query("sharing-policies", sharing.POLICY_SORTS, default="created_at"))
+]
+
 
 @router.get("", summary="The policies your unit gives and receives (every one, for the group)")
-def list_policies(session: SessionDep, ctx: CallerDep) -> list[SharingPolicy]:
-    return sharing.list_policies(session, ctx)
+def list_policies(
+    session: SessionDep,
+    ctx: CallerDep,
+    page: PolicyList,
+    resource: Annotated[Resource | None, Query(description="only policies sharing this")] = None,
+) -> Page[SharingPolicy]:
+    return sharing.page_policies(session, ctx, page, resource=resource)
 
 
 @router.post("", summary="Let another unit read some of a unit's data", status_code=201)

@@ -11,17 +11,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, event, func, inspect, select
 from sqlalchemy.orm import Session
 
 from oneloop.core.clock import Clock
 from oneloop.core.config import Settings
 from oneloop.core.context import Context
+from oneloop.core.db import in_tenancy
 from oneloop.core.errors import FieldError, NotFound, RateLimited, Unauthenticated, ValidationFailed
 from oneloop.core.ids import BusinessUnitId, UserId, new_id
+from oneloop.core.paging import Column, Page, PageRequest, keyset_page
 from oneloop.governance import audit
 from oneloop.governance.audit import Outcome
 from oneloop.governance.models import (
@@ -29,6 +34,7 @@ from oneloop.governance.models import (
     BusinessUnitRow,
     LoginAttemptRow,
     MembershipRow,
+    RoleRow,
     SessionRow,
     UserRow,
 )
@@ -344,12 +350,34 @@ def create_api_key(session: Session, ctx: Context, data: ApiKeyIn) -> ApiKeyMade
 def list_api_keys(session: Session, ctx: Context) -> list[ApiKey]:
     """The caller's own keys; with ``governance.user.read``, every key of the caller's unit
     (all of them for the group). Newest first."""
-    query = select(ApiKeyRow).order_by(ApiKeyRow.created_at.desc())
-    if not ctx.can("governance.user.read"):
-        query = query.where(ApiKeyRow.user_id == ctx.user_id)
-    elif not ctx.is_group_wide:
-        query = query.where(ApiKeyRow.bu_id == ctx.bu_id)
+    query = _visible_keys(ctx).order_by(ApiKeyRow.created_at.desc())
     return [ApiKey.model_validate(r) for r in session.scalars(query)]
+
+
+API_KEY_SORTS: dict[str, Column] = {
+    "created_at": ApiKeyRow.created_at,
+    "expires_at": ApiKeyRow.expires_at,
+    "name": ApiKeyRow.name,
+}
+
+
+def page_api_keys(session: Session, ctx: Context, page: PageRequest) -> Page[ApiKey]:
+    """``list_api_keys`` a keyset page at a time (issue 8)."""
+    return keyset_page(
+        session,
+        _visible_keys(ctx),
+        page,
+        API_KEY_SORTS,
+        ApiKeyRow.id,
+        lambda rows: [ApiKey.model_validate(r) for r in rows],
+    )
+
+
+def _visible_keys(ctx: Context) -> Select[tuple[ApiKeyRow]]:
+    query = select(ApiKeyRow)
+    if not ctx.can("governance.user.read"):
+        return query.where(ApiKeyRow.user_id == ctx.user_id)
+    return in_tenancy(query, ApiKeyRow.bu_id, ctx)
 
 
 def revoke_api_key(session: Session, ctx: Context, key_id: str) -> ApiKey:
@@ -366,6 +394,13 @@ def revoke_api_key(session: Session, ctx: Context, key_id: str) -> ApiKey:
 
 
 def api_key_context(session: Session, token: str, clock: Clock, origin: str | None) -> Context:
+    return _api_key_grant(session, token, clock, origin)[0]
+
+
+def _api_key_grant(
+    session: Session, token: str, clock: Clock, origin: str | None
+) -> tuple[Context, datetime]:
+    """The key's context and when the key expires."""
     now = clock.now()
     key_id, _, secret = token.removeprefix(KEY_PREFIX).partition("_")
     row = session.get(ApiKeyRow, key_id) if secret else None
@@ -377,9 +412,79 @@ def api_key_context(session: Session, token: str, clock: Clock, origin: str | No
         raise Unauthenticated("the API key has expired")
     if row.last_used_at is None or now - row.last_used_at >= SEEN_EVERY:
         row.last_used_at = now
-    return context_of(
+    ctx = context_of(
         session, row.user_id, row.bu_id, clock=clock, origin=origin, scopes=frozenset(row.scopes)
     )
+    return ctx, row.expires_at
+
+
+class KeyContexts:
+    """A process's memory of the API keys it has checked: the key's context for ``seconds``
+    (and never past the key's expiry), so a busy integration's calls skip the three lookups
+    a key costs. A change to users, memberships, roles, units or keys flushed in this process
+    forgets everything at once (``access_changed``); other processes' changes are seen within
+    ``seconds``. Keyed by the secret's digest: the memory holds no credential."""
+
+    def __init__(
+        self, seconds: float, size: int = 4096, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.seconds = seconds
+        self.size = size
+        self.monotonic = monotonic
+        self._held: dict[str, tuple[Context, datetime, float, int]] = {}
+        self._lock = threading.Lock()
+
+    def remembered(self, token: str, clock: Clock, origin: str | None) -> Context | None:
+        """The key's context if this process checked the key lately and nothing changed."""
+        held = self._held.get(digest(token)) if self.seconds > 0 else None
+        if held is None:
+            return None
+        ctx, expires_at, until, seen = held
+        if seen != _changes.generation or self.monotonic() >= until or clock.now() >= expires_at:
+            return None
+        return replace(ctx, clock=clock, origin=origin)
+
+    def context(self, session: Session, token: str, clock: Clock, origin: str | None) -> Context:
+        """The key's context: remembered, or looked up (and then remembered)."""
+        if (ctx := self.remembered(token, clock, origin)) is not None:
+            return ctx
+        generation = _changes.generation  # before the lookup: a change meanwhile wins
+        ctx, expires_at = _api_key_grant(session, token, clock, origin)
+        if self.seconds > 0:
+            with self._lock:
+                if len(self._held) >= self.size:
+                    self._held.clear()  # a flood of distinct keys: start again, stay bounded
+                until = self.monotonic() + self.seconds
+                self._held[digest(token)] = (ctx, expires_at, until, generation)
+        return ctx
+
+
+@dataclass
+class _Changes:
+    generation: int = 0
+
+
+_changes = _Changes()
+ACCESS_ROWS = (UserRow, MembershipRow, RoleRow, ApiKeyRow, BusinessUnitRow)
+
+
+BOOKKEEPING = frozenset({"last_used_at", "last_login_at"})  # written by reads: not access
+
+
+def access_changed(*_: object) -> None:
+    """Something a context is made of was written: remembered key contexts are stale."""
+    _changes.generation += 1
+
+
+def _updated(_mapper: object, _connection: object, target: object) -> None:
+    if any(a.history.has_changes() for a in inspect(target).attrs if a.key not in BOOKKEEPING):
+        access_changed()
+
+
+for _row in ACCESS_ROWS:
+    event.listen(_row, "after_insert", access_changed)
+    event.listen(_row, "after_update", _updated)
+    event.listen(_row, "after_delete", access_changed)
 
 
 def _key_owner(session: Session, ctx: Context, email: str | None) -> str:

@@ -9,7 +9,7 @@ NotFound to a unit admin, as any other unit's object is.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -21,7 +21,7 @@ from oneloop.core.context import ALL_PERMISSIONS, Context
 from oneloop.core.db import in_chunks
 from oneloop.core.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
-from oneloop.core.paging import Column, Page, PageRequest, keyset_page
+from oneloop.core.paging import Column, Page, PageRequest, SortValue, keyset_page, page_items
 from oneloop.governance import audit
 from oneloop.governance.models import (
     BusinessUnitRow,
@@ -118,6 +118,24 @@ def list_roles(session: Session, ctx: Context) -> list[RoleOut]:
         for r in BUILTIN_ROLES.values()
     ]
     return made + [_role(r) for r in session.scalars(select(RoleRow).order_by(RoleRow.code))]
+
+
+ROLE_SORTS: dict[str, Callable[[RoleOut], SortValue]] = {
+    "code": lambda r: r.code,
+    "name_en": lambda r: r.name_en,
+}
+
+
+def page_roles(
+    session: Session, ctx: Context, page: PageRequest, *, builtin: bool | None = None
+) -> Page[RoleOut]:
+    """``list_roles`` a page at a time (issue 8), built-in and custom ones in one order;
+    ``builtin`` keeps only one kind. Paged in memory: the built-in roles live in code, and
+    the custom ones are a short list an admin keeps."""
+    roles = list_roles(session, ctx)
+    if builtin is not None:
+        roles = [r for r in roles if r.builtin is builtin]
+    return page_items(roles, page, ROLE_SORTS, lambda r: r.code)
 
 
 def get_role(session: Session, ctx: Context, code: str) -> RoleOut:

@@ -40,6 +40,10 @@ USER_VOLATILE = ("last_login_at",)  # a sign-in is not an edit of the user
 
 
 UserList = Annotated[PageRequest, Depends(list_query("users", users.USER_SORTS, default="email"))]
+RoleList = Annotated[PageRequest, Depends(list_query("roles", users.ROLE_SORTS, default="code"))]
+ApiKeyList = Annotated[
+    PageRequest, Depends(list_query("api-keys", signin.API_KEY_SORTS, default="-created_at"))
+]
 
 
 @router.get("/users", summary="Users by email: a unit's people, or everyone for the group")
@@ -138,9 +142,16 @@ def list_permissions(ctx: CallerDep) -> list[Permission]:
     return users.list_permissions()
 
 
-@router.get("/roles", summary="The built-in roles, then the custom ones")
-def list_roles(session: SessionDep, ctx: CallerDep) -> list[RoleOut]:
-    return users.list_roles(session, ctx)
+@router.get("/roles", summary="The built-in and the custom roles, by code")
+def list_roles(
+    session: SessionDep,
+    ctx: CallerDep,
+    page: RoleList,
+    builtin: Annotated[
+        bool | None, Query(description="only the built-in (true) or the custom (false) ones")
+    ] = None,
+) -> Page[RoleOut]:
+    return users.page_roles(session, ctx, page, builtin=builtin)
 
 
 @router.post("/roles", summary="Create a custom role", status_code=201)
@@ -181,9 +192,9 @@ def delete_role(code: RoleCodePath, session: SessionDep, ctx: CallerDep) -> Resp
     return Response(status_code=204)
 
 
-@router.get("/api-keys", summary="Your API keys; an admin's: the unit's")
-def list_api_keys(session: SessionDep, ctx: CallerDep) -> list[ApiKey]:
-    return signin.list_api_keys(session, ctx)
+@router.get("/api-keys", summary="Your API keys, newest first; an admin's: the unit's")
+def list_api_keys(session: SessionDep, ctx: CallerDep, page: ApiKeyList) -> Page[ApiKey]:
+    return signin.page_api_keys(session, ctx, page)
 
 
 @router.post(

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Depends, Path, Query
 
 from oneloop.api.auth import CallerDep
 from oneloop.api.deps import SessionDep
+from oneloop.api.paging import Page, PageRequest, list_query
 from oneloop.core.errors import NotFound
 from oneloop.identity import probabilistic, service
 from oneloop.identity.rules import default_document
@@ -30,6 +31,18 @@ from oneloop.identity.schemas import (
 router = APIRouter(prefix="/api/v1", tags=["identity"])
 
 ProfileId = Annotated[str, Path(description="a OneID; an absorbed profile's id still works")]
+ConflictList = Annotated[
+    PageRequest,
+    Depends(list_query("identity-conflicts", service.CONFLICT_SORTS, default="-updated_at")),
+]
+RejectionList = Annotated[
+    PageRequest,
+    Depends(list_query("identity-rejections", service.REJECTION_SORTS, default="-count")),
+]
+ReviewList = Annotated[
+    PageRequest,
+    Depends(list_query("identity-reviews", probabilistic.REVIEW_SORTS, default="-match_weight")),
+]
 
 
 @router.get(
@@ -107,22 +120,26 @@ def get_lookup(
     return {"profile_id": profile_id}
 
 
-@router.get("/identity/conflicts", summary="Links refused by a limit or a pin, to review")
-def get_conflicts(
-    session: SessionDep,
-    ctx: CallerDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[Link]:
-    return service.conflicts(session, ctx, limit=limit)
+@router.get(
+    "/identity/conflicts", summary="Links refused by a limit or a pin, to review, newest first"
+)
+def get_conflicts(session: SessionDep, ctx: CallerDep, page: ConflictList) -> Page[Link]:
+    return service.page_conflicts(session, ctx, page)
 
 
-@router.get("/identity/rejections", summary="Identifiers sources send that do not normalise")
+@router.get(
+    "/identity/rejections",
+    summary="Identifiers sources send that do not normalise, most frequent first",
+)
 def get_rejections(
     session: SessionDep,
     ctx: CallerDep,
-    source_id: Annotated[str | None, Query(description="one source only")] = None,
-) -> list[Rejection]:
-    return service.list_rejections(session, ctx, source_id=source_id)
+    page: RejectionList,
+    source_id: Annotated[
+        str | None, Query(max_length=64, description="one source only (its id)")
+    ] = None,
+) -> Page[Rejection]:
+    return service.page_rejections(session, ctx, page, source_id=source_id)
 
 
 @router.get("/identity/rules", summary="The identity rules in force")
@@ -158,14 +175,16 @@ def post_match(
     return summary
 
 
-@router.get("/identity/reviews", summary="Candidate pairs waiting for a data steward")
+@router.get(
+    "/identity/reviews", summary="Candidate pairs waiting for a data steward, strongest first"
+)
 def get_reviews(
     session: SessionDep,
     ctx: CallerDep,
+    page: ReviewList,
     status: Annotated[str, Query(pattern="^(open|accepted|rejected)$")] = "open",
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> list[Review]:
-    return probabilistic.list_reviews(session, ctx, status=status, limit=limit)
+) -> Page[Review]:
+    return probabilistic.page_review_queue(session, ctx, page, status=status)
 
 
 @router.post("/identity/reviews/{review_id}", summary="Accept (merge) or reject (keep apart)")

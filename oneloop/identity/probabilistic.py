@@ -27,6 +27,7 @@ from oneloop.core.context import Context, system_context
 from oneloop.core.db import in_chunks
 from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
+from oneloop.core.paging import Column, Page, PageRequest, keyset_page
 from oneloop.governance import audit
 from oneloop.identity.matching import (
     Candidate,
@@ -433,6 +434,34 @@ def page_reviews(
     )
     items = [Review.model_validate(r) for r in rows[:limit]]
     return ReviewPage(items, items[-1].id if len(rows) > limit else None)
+
+
+REVIEW_SORTS: dict[str, Column] = {
+    "match_weight": ReviewRow.match_weight,
+    "created_at": ReviewRow.created_at,
+}
+
+
+def page_review_queue(
+    session: Session, ctx: Context, page: PageRequest, *, status: str = "open"
+) -> Page[Review]:
+    """``page_reviews`` in the API's common page and cursor format (issue 8), any sort: the
+    cursor carries the last pair's sort key, so deciding pairs on one page does not shift
+    the next."""
+    ctx.require("identity.read")
+    query = (
+        select(ReviewRow)
+        .where(ReviewRow.status == status)
+        .where(touched_by(ReviewRow.left_id, ctx), touched_by(ReviewRow.right_id, ctx))
+    )
+    return keyset_page(
+        session,
+        query,
+        page,
+        REVIEW_SORTS,
+        ReviewRow.id,
+        lambda rows: [Review.model_validate(r) for r in rows],
+    )
 
 
 def _may_review(session: Session, ctx: Context, row: ReviewRow) -> bool:

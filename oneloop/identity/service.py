@@ -19,6 +19,7 @@ from oneloop.core.context import Context
 from oneloop.core.db import forget, in_chunks, in_tenancy, memo
 from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
+from oneloop.core.paging import Column, Page, PageRequest, keyset_page
 from oneloop.governance import audit, pii
 from oneloop.identity.golden import golden_record
 from oneloop.identity.models import (
@@ -161,19 +162,27 @@ def activity_since(session: Session, ctx: Context, since: datetime) -> Activity:
 
 
 def find_profile(session: Session, ctx: Context, kind: str, raw: str) -> str | None:
-    """The profile an identifier belongs to, as the resolver would read the value."""
-    kind, value = identifier_key(session, active_rules(session), kind, raw)
-    profile_id = session.scalar(
-        select(IdentifierRow.profile_id).where(
-            IdentifierRow.type == kind, IdentifierRow.value == value
-        )
-    )
+    """The profile an identifier belongs to, as the resolver would read the value, if
+    ``ctx`` may see it in the identity graph."""
+    profile_id = holder_of(session, kind, raw)
     if profile_id is None:
         return None
     try:
         return get_profile_id(session, ctx, profile_id)
     except NotFound:
         return None
+
+
+def holder_of(session: Session, kind: str, raw: str) -> str | None:
+    """The current profile holding an identifier, read as the resolver reads it, or None;
+    no visibility check: the caller's domain applies its own (``profiles.find_id``)."""
+    kind, value = identifier_key(session, active_rules(session), kind, raw)
+    profile_id = session.scalar(
+        select(IdentifierRow.profile_id).where(
+            IdentifierRow.type == kind, IdentifierRow.value == value
+        )
+    )
+    return None if profile_id is None else current_id(session, profile_id)
 
 
 def identifier_key(session: Session, rules: Rules, kind: str, raw: str) -> tuple[str, str]:
@@ -447,6 +456,28 @@ def conflicts(session: Session, ctx: Context, *, limit: int = 100) -> list[Link]
     return [_link(e, None) for e in rows]
 
 
+CONFLICT_SORTS: dict[str, Column] = {
+    "updated_at": EdgeRow.updated_at,
+    "first_at": EdgeRow.first_at,
+}
+
+
+def page_conflicts(session: Session, ctx: Context, page: PageRequest) -> Page[Link]:
+    """``conflicts`` a keyset page at a time (issue 8), in the asked order."""
+    ctx.require("identity.read")
+    query = in_tenancy(select(EdgeRow), EdgeRow.first_bu_id, ctx).where(
+        EdgeRow.status == "conflict"
+    )
+    return keyset_page(
+        session,
+        query,
+        page,
+        CONFLICT_SORTS,
+        EdgeRow.id,
+        lambda rows: [_link(e, None) for e in rows],
+    )
+
+
 def _link(edge: EdgeRow, other_profile_id: str | None) -> Link:
     return Link(
         id=edge.id,
@@ -518,6 +549,39 @@ def list_rejections(
         for r in session.scalars(in_tenancy(query, RejectionRow.bu_id, ctx))
     ]
     view.audit(session, "identity_rejections", source_id, rows=len(found))
+    return found
+
+
+REJECTION_SORTS: dict[str, Column] = {
+    "count": RejectionRow.count,
+    "last_seen_at": RejectionRow.last_seen_at,
+}
+
+
+def page_rejections(
+    session: Session, ctx: Context, page: PageRequest, *, source_id: str | None = None
+) -> Page[Rejection]:
+    """``list_rejections`` a keyset page at a time (issue 8). A counter is one per source,
+    type and reason, so those three tell counters with the same sort key apart."""
+    ctx.require("identity.read")
+    query = in_tenancy(select(RejectionRow), RejectionRow.bu_id, ctx)
+    if source_id is not None:
+        query = query.where(RejectionRow.source_id == source_id)
+    view = pii.view(session, ctx)
+    found = keyset_page(
+        session,
+        query,
+        page,
+        REJECTION_SORTS,
+        (RejectionRow.source_id, RejectionRow.type, RejectionRow.reason),
+        lambda rows: [
+            Rejection.model_validate(r).model_copy(
+                update={"example": view.identifier(r.type, r.example)}
+            )
+            for r in rows
+        ],
+    )
+    view.audit(session, "identity_rejections", source_id, rows=len(found.items))
     return found
 
 

@@ -25,7 +25,7 @@ from oneloop.profiles.schemas import (
     TagCategory,
     TagCategoryIn,
     TagIn,
-    Timeline,
+    TimelineEntry,
     TraitValue,
 )
 
@@ -33,6 +33,9 @@ router = APIRouter(prefix="/api/v1", tags=["profiles"])
 
 ProfileId = Annotated[str, Path(description="a OneID; an absorbed profile's id still works")]
 MAX_CSV = 20 * 1024 * 1024
+TimelineList = Annotated[
+    PageRequest, Depends(list_query("timeline", service.TIMELINE_SORTS, default="-at"))
+]
 
 
 @router.get("/profiles", summary="Find a profile by any identifier or its OneID")
@@ -58,31 +61,29 @@ def get_timeline(
     profile_id: ProfileId,
     session: SessionDep,
     ctx: CallerDep,
+    page: TimelineList,
     department: Annotated[str | None, Query(examples=["sales"])] = None,
     source: Annotated[str | None, Query(description="source id")] = None,
     event: Annotated[str | None, Query(examples=["Order Completed"])] = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> Timeline:
+) -> Page[TimelineEntry]:
     for name, at in (("since", since), ("until", until)):
         if at is not None and at.tzinfo is None:
             raise ValidationFailed(
                 "a time needs its zone",
                 [FieldError((name,), "write e.g. 2026-03-01T00:00:00+08:00")],
             )
-    return service.timeline(
+    return service.page_timeline(
         session,
         ctx,
         profile_id,
+        page,
         department=department,
         source_id=source,
         event=event,
         since=since,
         until=until,
-        cursor=cursor,
-        limit=limit,
     )
 
 
@@ -141,9 +142,19 @@ def delete_profile_tag(
     service.remove_tag(session, ctx, profile_id, tag_id, reason)
 
 
-@router.get("/tag-categories", summary="Tag categories (标签体系)")
-def get_categories(session: SessionDep, ctx: CallerDep) -> list[TagCategory]:
-    return service.list_categories(session, ctx)
+CategoryList = Annotated[
+    PageRequest, Depends(list_query("tag-categories", service.CATEGORY_SORTS, default="code"))
+]
+
+
+@router.get("/tag-categories", summary="Tag categories (标签体系), by code")
+def get_categories(
+    session: SessionDep,
+    ctx: CallerDep,
+    page: CategoryList,
+    bu: Annotated[str | None, Query(max_length=32, description="only this unit's (code)")] = None,
+) -> Page[TagCategory]:
+    return service.page_categories(session, ctx, page, bu=bu)
 
 
 @router.post("/tag-categories", summary="Create a tag category", status_code=201)

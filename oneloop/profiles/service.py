@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import Select, and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from oneloop.core.context import Context
 from oneloop.core.cursor import read_cursor, write_cursor
-from oneloop.core.db import in_chunks, in_tenancy
+from oneloop.core.db import in_chunks, in_tenancy, memo
 from oneloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
 from oneloop.core.paging import Column, Page, PageRequest, keyset_page
@@ -58,6 +58,7 @@ MAX_PAGE = 200
 MAX_BULK_ROWS = 100_000
 ONEID = ("oneid", "profile", "profile_id")
 NAME_TRAIT = f"{traits.GOLDEN}name"
+VISIBLE = "profiles.visible"  # memo key: the profiles a transaction found visible, per caller
 MAX_NAME_QUERY = 100
 # Aggregates whose value is one of the property's own values (not a count or a sum of them).
 PICKS = ("first", "last", "most_frequent", "min", "max")
@@ -79,15 +80,23 @@ def visible_id(session: Session, ctx: Context, profile_id: str) -> str:
 
 
 def _visible(session: Session, ctx: Context, current_ids: Sequence[str]) -> set[str]:
-    """Those of these current ids that ``ctx`` may see: one rule for one profile and many."""
-    found: set[str] = set()
-    for part in in_chunks(sorted(set(current_ids))):
+    """Those of these current ids that ``ctx`` may see: one rule for one profile and many.
+
+    A request asks again and again (the profile, then its timeline, tags, scores …), so what
+    was found visible is remembered for the transaction. What was not is asked again: a
+    worker's transaction may bring a profile into a unit's view. Nothing that takes one out
+    (an erasure, an unmerge) checks visibility again in its own transaction."""
+    seen: set[str] = memo(session, (VISIBLE, ctx.bu_id, ctx.is_group_wide), set)
+    wanted = set(current_ids)
+    found = wanted & seen
+    for part in in_chunks(sorted(wanted - found)):
         query = select(ProfileRow.id).where(ProfileRow.id.in_(list(part)))
         if not ctx.is_group_wide:
             query = query.join(ProfileUnitRow, ProfileUnitRow.profile_id == ProfileRow.id).where(
                 ProfileUnitRow.bu_id == ctx.bu_id
             )
         found.update(session.scalars(query))
+    seen.update(found)
     return found
 
 
@@ -245,7 +254,7 @@ def find(session: Session, ctx: Context, kind: str, value: str) -> ProfileMatch:
     A caller without ``pii:read`` may search by a full phone number; the answer shows the
     identifier it matched as everything else, masked."""
     found = find_id(session, ctx, kind, value)
-    head = summary(session, ctx, found)
+    head = summaries(session, ctx, [found])[found]
     if kind in ONEID:
         return ProfileMatch(**head.model_dump(), identifier=None)
     view = pii.view(session, ctx)
@@ -299,10 +308,11 @@ def find_id(session: Session, ctx: Context, kind: str, value: str) -> str:
     for working with, not for showing (``find`` shows)."""
     if kind in ONEID:
         return visible_id(session, ctx, value)
-    found = identity.find_profile(session, ctx, kind, value)
-    if found is None:
+    ctx.require("profiles.read")
+    found = identity.holder_of(session, kind, value)
+    if found is None or found not in _visible(session, ctx, [found]):
         raise NotFound(f"no profile with {kind} {value!r}", type=kind)
-    return visible_id(session, ctx, found)
+    return found
 
 
 def timeline(
@@ -325,6 +335,74 @@ def timeline(
     read (as ``identity.explain``); without one, this call does."""
     current = visible_id(session, ctx, profile_id)
     limit = max(1, min(limit, MAX_PAGE))
+    query = _timeline_query(session, ctx, current, department, source_id, event, since, until)
+    if cursor:
+        at, seq = read_cursor(cursor)
+        query = query.where(
+            or_(
+                ProfileEventRow.at < at,
+                and_(ProfileEventRow.at == at, ProfileEventRow.seq < seq),
+            )
+        )
+    rows = session.scalars(
+        query.order_by(ProfileEventRow.at.desc(), ProfileEventRow.seq.desc()).limit(limit + 1)
+    ).all()
+    own = view is None
+    view = view or pii.view(session, ctx)
+    entries = _timeline_entries(rows[:limit], view)
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = write_cursor(last.at, last.seq)
+    if own:
+        view.audit(session, "profile", current, rows=len(entries))
+    return Timeline(profile_id=current, entries=entries, next_cursor=next_cursor)
+
+
+TIMELINE_SORTS: dict[str, Column] = {"at": ProfileEventRow.at}
+
+
+def page_timeline(
+    session: Session,
+    ctx: Context,
+    profile_id: str,
+    page: PageRequest,
+    *,
+    department: str | None = None,
+    source_id: str | None = None,
+    event: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Page[TimelineEntry]:
+    """``timeline`` in the API's common page and cursor format (issue 8); the read is
+    audited as ``timeline``'s is."""
+    current = visible_id(session, ctx, profile_id)
+    query = _timeline_query(session, ctx, current, department, source_id, event, since, until)
+    view = pii.view(session, ctx)
+    found = keyset_page(
+        session,
+        query,
+        page,
+        TIMELINE_SORTS,
+        ProfileEventRow.seq,
+        lambda rows: _timeline_entries(rows, view),
+    )
+    view.audit(session, "profile", current, rows=len(found.items))
+    return found
+
+
+def _timeline_query(
+    session: Session,
+    ctx: Context,
+    current: str,
+    department: str | None,
+    source_id: str | None,
+    event: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> Select[tuple[ProfileEventRow]]:
+    """The events of profile ``current`` the caller sees (their unit's, and what other
+    units share with it), filtered; unordered."""
     query = select(ProfileEventRow).where(ProfileEventRow.profile_id == current)
     shared = sharing.readable(session, ctx, "events")
     if shared:
@@ -346,20 +424,11 @@ def timeline(
         query = query.where(ProfileEventRow.at >= since)
     if until:
         query = query.where(ProfileEventRow.at < until)
-    if cursor:
-        at, seq = read_cursor(cursor)
-        query = query.where(
-            or_(
-                ProfileEventRow.at < at,
-                and_(ProfileEventRow.at == at, ProfileEventRow.seq < seq),
-            )
-        )
-    rows = session.scalars(
-        query.order_by(ProfileEventRow.at.desc(), ProfileEventRow.seq.desc()).limit(limit + 1)
-    ).all()
-    own = view is None
-    view = view or pii.view(session, ctx)
-    entries = [
+    return query
+
+
+def _timeline_entries(rows: Sequence[ProfileEventRow], view: pii.PiiView) -> list[TimelineEntry]:
+    return [
         TimelineEntry(
             seq=r.seq,
             at=r.at,
@@ -370,15 +439,8 @@ def timeline(
             source_id=r.source_id,
             properties=view.properties(r.name, r.properties),
         )
-        for r in rows[:limit]
+        for r in rows
     ]
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = write_cursor(last.at, last.seq)
-    if own:
-        view.audit(session, "profile", current, rows=len(entries))
-    return Timeline(profile_id=current, entries=entries, next_cursor=next_cursor)
 
 
 def _plain(value: object) -> dict[str, Any]:  # Any: JSON
@@ -729,6 +791,28 @@ def first_seen_in(session: Session, profile_id: str, bu_id: str) -> datetime | N
         select(ProfileUnitRow.first_at).where(
             ProfileUnitRow.profile_id == profile_id, ProfileUnitRow.bu_id == bu_id
         )
+    )
+
+
+CATEGORY_SORTS: dict[str, Column] = {
+    "code": TagCategoryRow.code,
+    "created_at": TagCategoryRow.created_at,
+}
+
+
+def page_categories(
+    session: Session, ctx: Context, page: PageRequest, *, bu: str | None = None
+) -> Page[TagCategory]:
+    """``list_categories`` a keyset page at a time (issue 8); ``bu``: that unit's only."""
+    ctx.require("profiles.read")
+    query = governance.in_scope(select(TagCategoryRow), TagCategoryRow.bu_id, session, ctx, bu)
+    return keyset_page(
+        session,
+        query,
+        page,
+        CATEGORY_SORTS,
+        TagCategoryRow.id,
+        lambda rows: [TagCategory.model_validate(r) for r in rows],
     )
 
 

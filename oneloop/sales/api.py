@@ -51,6 +51,9 @@ LeadList = Annotated[
 PoolList = Annotated[
     PageRequest, Depends(list_query("lead-pool", leads.LEAD_SORTS, default="-created_at"))
 ]
+TeamList = Annotated[
+    PageRequest, Depends(list_query("sales-teams", config.TEAM_SORTS, default="code"))
+]
 OpportunityList = Annotated[
     PageRequest,
     Depends(list_query("opportunities", opportunities.OPPORTUNITY_SORTS, default="-created_at")),
@@ -263,9 +266,9 @@ def set_settings(
     return config.set_settings(session, ctx, document, bu)
 
 
-@router.get("/sales/teams", summary="The unit's sales teams with their reps and loads")
-def list_teams(session: SessionDep, ctx: CallerDep, bu: Unit = None) -> list[Team]:
-    return config.list_teams(session, ctx, bu)
+@router.get("/sales/teams", summary="The unit's sales teams with their reps and loads, by code")
+def list_teams(session: SessionDep, ctx: CallerDep, page: TeamList, bu: Unit = None) -> Page[Team]:
+    return config.page_teams(session, ctx, page, bu)
 
 
 @router.post("/sales/teams", summary="Create a sales team", status_code=201)

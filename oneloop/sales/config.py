@@ -18,6 +18,7 @@ from oneloop.core.context import Context
 from oneloop.core.db import forget, memo
 from oneloop.core.errors import FieldError, NotFound, ValidationFailed
 from oneloop.core.ids import new_id
+from oneloop.core.paging import Column, Page, PageRequest, keyset_page
 from oneloop.governance import audit, users
 from oneloop.governance.service import get_business_unit, unit_codes
 from oneloop.sales import routing
@@ -169,6 +170,29 @@ def list_teams(session: Session, ctx: Context, bu: str | None = None) -> list[Te
     bu_id = unit_id(session, ctx, bu)
     rows = session.scalars(select(TeamRow).where(TeamRow.bu_id == bu_id).order_by(TeamRow.code))
     return [_team(session, row) for row in rows]
+
+
+TEAM_SORTS: dict[str, Column] = {
+    "code": TeamRow.code,
+    "name_en": TeamRow.name_en,
+    "created_at": TeamRow.created_at,
+}
+
+
+def page_teams(
+    session: Session, ctx: Context, page: PageRequest, bu: str | None = None
+) -> Page[Team]:
+    """``list_teams`` a keyset page at a time (issue 8)."""
+    ctx.require(READ)
+    query = select(TeamRow).where(TeamRow.bu_id == unit_id(session, ctx, bu))
+    return keyset_page(
+        session,
+        query,
+        page,
+        TEAM_SORTS,
+        TeamRow.id,
+        lambda rows: [_team(session, row) for row in rows],
+    )
 
 
 def get_team(session: Session, ctx: Context, code: str, bu: str | None = None) -> Team:

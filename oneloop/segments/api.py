@@ -18,12 +18,12 @@ from oneloop.segments import service
 from oneloop.segments.schemas import (
     RULE_EXAMPLE,
     Evaluation,
-    MemberPage,
     Preview,
     PreviewIn,
     Segment,
     SegmentChange,
     SegmentIn,
+    SegmentMember,
     SegmentUpdate,
 )
 
@@ -37,6 +37,12 @@ VOLATILE = ("size", "evaluated_at")
 
 SegmentList = Annotated[
     PageRequest, Depends(list_query("segments", service.SEGMENT_SORTS, default="code"))
+]
+MemberList = Annotated[
+    PageRequest, Depends(list_query("segment-members", service.MEMBER_SORTS, default="profile_id"))
+]
+ChangeList = Annotated[
+    PageRequest, Depends(list_query("segment-changes", service.CHANGE_SORTS, default="seq"))
 ]
 
 
@@ -136,13 +142,10 @@ def get_members(
     segment_id: SegmentId,
     session: SessionDep,
     ctx: CallerDep,
-    cursor: Annotated[str | None, Query(max_length=64, description="next_cursor")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    page: MemberList,
     fields: Fields = None,
-) -> MemberPage:
-    return service.list_members(
-        session, ctx, segment_id, cursor=cursor, limit=limit, fields=_split(fields)
-    )
+) -> Page[SegmentMember]:
+    return service.page_members(session, ctx, segment_id, page, fields=_split(fields))
 
 
 @router.get(
@@ -174,10 +177,8 @@ def get_history(
     segment_id: SegmentId,
     session: SessionDep,
     ctx: CallerDep,
+    page: ChangeList,
     after: Annotated[int, Query(ge=0, description="only changes after this seq")] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     profile_id: Annotated[str | None, Query(max_length=64)] = None,
-) -> list[SegmentChange]:
-    return service.history(
-        session, ctx, segment_id, after=after, limit=limit, profile_id=profile_id
-    )
+) -> Page[SegmentChange]:
+    return service.page_history(session, ctx, segment_id, page, after=after, profile_id=profile_id)

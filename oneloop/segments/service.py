@@ -391,8 +391,51 @@ def list_members(
     if cursor:
         query = query.where(MemberRow.profile_id > cursor)
     found = list(session.scalars(query))
-    page = [SegmentMember.model_validate(m) for m in found[:limit]]
+    page = _members(session, ctx, row, found[:limit], wanted)
     more = len(found) > limit
+    return MemberPage(
+        segment_id=row.id, members=page, next_cursor=page[-1].profile_id if more else None
+    )
+
+
+MEMBER_SORTS: dict[str, Column] = {"profile_id": MemberRow.profile_id}
+
+
+def page_members(
+    session: Session,
+    ctx: Context,
+    segment_id: str,
+    page: PageRequest,
+    *,
+    fields: Sequence[str] = (),
+) -> Page[SegmentMember]:
+    """``list_members`` in the API's common page and cursor format (issue 8). By profile id
+    only: the member table is keyed by (segment, profile), so a page of a segment of
+    millions is one index range, where an order by entry time would sort them all."""
+    ctx.require(READ)
+    row = _row(session, ctx, segment_id)
+    wanted = _fields(fields)
+    query = select(MemberRow).where(MemberRow.segment_id == row.id)
+    return keyset_page(
+        session,
+        query,
+        page,
+        MEMBER_SORTS,
+        MemberRow.profile_id,
+        lambda rows: _members(session, ctx, row, rows, wanted),
+    )
+
+
+def _members(
+    session: Session,
+    ctx: Context,
+    segment: SegmentRow,
+    rows: Sequence[MemberRow],
+    wanted: Sequence[str],
+) -> list[SegmentMember]:
+    """The members of ``rows`` with the golden-record fields ``wanted``, masked for a caller
+    without ``pii:read``; a read of fields is audited."""
+    page = [SegmentMember.model_validate(m) for m in rows]
     if wanted:
         view = pii.view(session, ctx)
         values = _golden(session, wanted, [m.profile_id for m in page])
@@ -400,10 +443,8 @@ def list_members(
             member.fields = {
                 name: view.trait(name, values[name].get(member.profile_id)) for name in wanted
             }
-        view.audit(session, "segment", row.id, rows=len(page), bu_id=row.bu_id)
-    return MemberPage(
-        segment_id=row.id, members=page, next_cursor=page[-1].profile_id if more else None
-    )
+        view.audit(session, "segment", segment.id, rows=len(page), bu_id=segment.bu_id)
+    return page
 
 
 def export_csv(
@@ -509,6 +550,35 @@ def history(
     if profile_id is not None:
         query = query.where(ChangeRow.profile_id == profile_id)
     return [SegmentChange.model_validate(c) for c in session.scalars(query)]
+
+
+CHANGE_SORTS: dict[str, Column] = {"seq": ChangeRow.seq, "at": ChangeRow.at}
+
+
+def page_history(
+    session: Session,
+    ctx: Context,
+    segment_id: str,
+    page: PageRequest,
+    *,
+    after: int = 0,
+    profile_id: str | None = None,
+) -> Page[SegmentChange]:
+    """``history`` a keyset page at a time (issue 8). ``after`` stays a filter: a client that
+    polls for changes since the last ``seq`` it saw keeps doing so."""
+    ctx.require(READ)
+    row = _row(session, ctx, segment_id)
+    query = select(ChangeRow).where(ChangeRow.segment_id == row.id, ChangeRow.seq > after)
+    if profile_id is not None:
+        query = query.where(ChangeRow.profile_id == profile_id)
+    return keyset_page(
+        session,
+        query,
+        page,
+        CHANGE_SORTS,
+        ChangeRow.seq,
+        lambda rows: [SegmentChange.model_validate(c) for c in rows],
+    )
 
 
 @dataclass(frozen=True)

@@ -259,7 +259,7 @@ def test_the_timeline_is_a_cursor_paged_connection(client: TestClient, person: P
         assert page["edges"][-1]["cursor"] == page["pageInfo"]["endCursor"]
         after = page["pageInfo"]["endCursor"]
     rest = client.get(f"/api/v1/profiles/{person.profile_id}/timeline", headers=ADMIN).json()
-    assert names == [e["name"] for e in rest["entries"]] and len(names) == 3
+    assert names == [e["name"] for e in rest["items"]] and len(names) == 3
 
 
 # --- authorisation and masking -----------------------------------------------------------------

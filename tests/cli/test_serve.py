@@ -33,3 +33,28 @@ def test_serve_answers_health_and_readiness(server: str) -> None:
     assert status == 200 and body["status"] == "ready"
     status, body = _get(f"{server}/nope")
     assert status == 404 and body["type"] == "/problems/not-found"
+
+
+def _consumer_processes(database_url: str) -> list[int]:
+    """The `oneloop worker` processes serving ``database_url`` (their environment names it)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        ours = f"ONELOOP_DATABASE_URL={database_url}".encode() in environ
+        if ours and argv[-3:-1] == [b"oneloop", b"worker"]:  # cmdline ends with a NUL
+            found.append(int(proc.name))
+    return found
+
+
+def test_several_server_processes_run_the_consumers_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'workers.db'}"
+    with running_server(url, workers=2) as base:
+        assert _get(f"{base}/healthz")[0] == 200
+        assert len(_consumer_processes(url)) == 1
+    assert _consumer_processes(url) == []

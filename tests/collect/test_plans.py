@@ -446,7 +446,7 @@ def test_the_api_manages_plans_in_json_and_yaml(
     session.expire_all()  # the API changed the source in another session
     _ingest(session, sources.get_source(session, ctx, source.id), [_order("m", total="x")])
     counted = client.get(f"/api/v1/sources/{source.id}/violations", headers=ADMIN).json()
-    assert [(v["event"], v["path"], v["kind"], v["count"]) for v in counted] == [
+    assert [(v["event"], v["path"], v["kind"], v["count"]) for v in counted["items"]] == [
         ("Order Completed", "properties.total", "type", 1)
     ]
     client.put(f"/api/v1/sources/{source.id}/tracking-plan", json={"plan_id": None}, headers=ADMIN)

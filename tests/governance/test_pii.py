@@ -176,11 +176,11 @@ def test_a_role_without_pii_read_sees_masked_values_everywhere(
     assert computed == {"last_openid": "oGZU****VJJE"}  # picks a personal property's values
     assert answers["search"].json()["identifier"] == {"type": "phone", "value": MASKED_PHONE}
     assert answers["search"].json()["id"] == person.profile_id
-    timeline = {e["name"]: e["properties"] for e in answers["timeline"].json()["entries"]}
+    timeline = {e["name"]: e["properties"] for e in answers["timeline"].json()["items"]}
     assert timeline["WeChat Followed"]["wechat_openid"] == "oGZU****VJJE"
     assert timeline["WeChat Followed"]["scene"] == "qr"  # not personal: as sent
     assert timeline["Page Viewed"]["name"] == "Pricing"  # a page's name is no person's
-    member = answers["members"].json()["members"][0]
+    member = answers["members"].json()["items"][0]
     assert member["fields"]["phone"] == MASKED_PHONE and member["fields"]["name"] == "张*"
     if answers["export"].status_code == 200:
         rows = list(csv.reader(io.StringIO(answers["export"].text)))
@@ -215,7 +215,7 @@ def test_pii_read_shows_clear_values_and_audits_each_call_once_without_the_value
     assert NAME in answers["golden"].text and MASKED_ID_CARD in answers["golden"].text
     assert answers["search"].json()["identifier"]["value"] == f"+86{PHONE}"
     assert OPENID in answers["timeline"].text
-    assert answers["members"].json()["members"][0]["fields"]["phone"] == PHONE
+    assert answers["members"].json()["items"][0]["fields"]["phone"] == PHONE
     assert list(csv.reader(io.StringIO(answers["export"].text)))[1][2:5] == [NAME, PHONE, EMAIL]
 
     reads = _pii_reads(session)
@@ -256,11 +256,11 @@ def test_nothing_personal_shown_means_nothing_audited(
     client: TestClient, session: Session, person: Person
 ) -> None:
     members = client.get(f"/api/v1/segments/{person.segment_id}/members", headers=ADMIN)
-    assert members.status_code == 200 and members.json()["members"][0]["fields"] == {}
+    assert members.status_code == 200 and members.json()["items"][0]["fields"] == {}
     city = client.get(
         f"/api/v1/segments/{person.segment_id}/members", params={"fields": "city"}, headers=ADMIN
     )
-    assert city.json()["members"][0]["fields"] == {"city": "上海"}  # internal: not personal
+    assert city.json()["items"][0]["fields"] == {"city": "上海"}  # internal: not personal
     assert _pii_reads(session) == []
 
 
@@ -392,9 +392,9 @@ def test_rejected_identifier_examples_are_masked_too(
     make_user(session, ctx, "mia@north.example.com", "north", "marketer")
     masked = signed_in(app, "mia@north.example.com").get("/api/v1/identity/rejections")
     assert masked.status_code == 200 and "li.lei" not in masked.text
-    assert [r["example"] for r in masked.json()] == ["l***@corp.cn"]
+    assert [r["example"] for r in masked.json()["items"]] == ["l***@corp.cn"]
     shown = client.get("/api/v1/identity/rejections", headers=ADMIN)
-    assert [r["example"] for r in shown.json()] == ["li.lei@@corp.cn"]
+    assert [r["example"] for r in shown.json()["items"]] == ["li.lei@@corp.cn"]
     [read] = _pii_reads(session)
     assert (read.object_type, read.detail) == (
         "identity_rejections",

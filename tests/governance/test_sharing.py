@@ -52,11 +52,12 @@ def test_a_unit_shares_its_own_data_only(app: FastAPI, session: Session, ctx: Co
     assert marketer.post("/api/v1/sharing-policies", json=POLICY).status_code == 403
 
     south = signed_in(app, "sam@south.example.com")
-    assert [p["id"] for p in south.get("/api/v1/sharing-policies").json()] == [made.json()["id"]]
+    listed = south.get("/api/v1/sharing-policies").json()["items"]
+    assert [p["id"] for p in listed] == [made.json()["id"]]
     assert south.delete(f"/api/v1/sharing-policies/{made.json()['id']}").status_code == 404
     assert north.delete(f"/api/v1/sharing-policies/{made.json()['id']}").status_code == 204
     admin = TestClient(app, headers=ADMIN)
-    assert admin.get("/api/v1/sharing-policies").json() == []
+    assert admin.get("/api/v1/sharing-policies").json() == {"items": [], "next_cursor": None}
 
 
 def test_a_policy_widens_what_a_unit_sees_of_a_shared_customer(
@@ -93,9 +94,7 @@ def test_a_policy_widens_what_a_unit_sees_of_a_shared_customer(
     def seen() -> tuple[list[tuple[str, str | None]], list[str], list[str], list[str]]:
         body = sam.get(f"/api/v1/profiles/{person}").json()
         shown = [(t["name"], t["shared_by"]) for t in body["traits"] if t["kind"] == "shared"]
-        events = [
-            e["name"] for e in sam.get(f"/api/v1/profiles/{person}/timeline").json()["entries"]
-        ]
+        events = [e["name"] for e in sam.get(f"/api/v1/profiles/{person}/timeline").json()["items"]]
         return shown, [t["code"] for t in body["tags"]], [s["code"] for s in body["scores"]], events
 
     assert seen() == ([], [], [], ["Identify"])

@@ -328,7 +328,7 @@ def test_api_keys_are_scoped_hashed_and_revocable(
     assert token.startswith("ola_")
     stored = session.get_one(ApiKeyRow, made.json()["id"])
     assert token.split("_", 2)[2] not in stored.secret_hash
-    assert "token" not in owner.get("/api/v1/api-keys").json()[0]
+    assert "token" not in owner.get("/api/v1/api-keys").json()["items"][0]
 
     machine = TestClient(app, raise_server_exceptions=False)
     bearer = {"Authorization": f"Bearer {token}"}

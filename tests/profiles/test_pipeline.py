@@ -168,7 +168,7 @@ def test_profile_api_search_timeline_and_bad_cursor(
     assert found.status_code == 200, found.text
     profile = found.json()["id"]
     page = client.get(f"/api/v1/profiles/{profile}/timeline", headers=ADMIN)
-    assert page.status_code == 200 and page.json()["entries"][0]["name"] == "Identify"
+    assert page.status_code == 200 and page.json()["items"][0]["name"] == "Identify"
     bad = client.get(f"/api/v1/profiles/{profile}/timeline?cursor=nonsense", headers=ADMIN)
     assert bad.status_code == 422 and "cursor" in bad.text
     naive = client.get(

@@ -48,11 +48,11 @@ def test_crud_members_export_evaluate_and_history_over_http(
     assert client.get(f"{BASE}/{sid}", headers=ADMIN).json()["code"] == "sh"
 
     page = client.get(f"{BASE}/{sid}/members", params={"limit": 1}, headers=ADMIN).json()
-    assert [m["profile_id"] for m in page["members"]] == shanghai[:1]
+    assert [m["profile_id"] for m in page["items"]] == shanghai[:1]
     rest = client.get(
         f"{BASE}/{sid}/members", params={"cursor": page["next_cursor"]}, headers=ADMIN
     ).json()
-    assert [m["profile_id"] for m in rest["members"]] == shanghai[1:]
+    assert [m["profile_id"] for m in rest["items"]] == shanghai[1:]
     assert rest["next_cursor"] is None
 
     exported = client.get(f"{BASE}/{sid}/export.csv", headers=ADMIN)
@@ -71,12 +71,12 @@ def test_crud_members_export_evaluate_and_history_over_http(
     assert changed.json()["size"] == 0  # the Beijing profile is south's
     evaluated = client.post(f"{BASE}/{sid}/evaluate", headers=ADMIN).json()
     assert (evaluated["entered"], evaluated["exited"], evaluated["size"]) == (0, 0, 0)
-    history = client.get(f"{BASE}/{sid}/history", headers=ADMIN).json()
+    history = client.get(f"{BASE}/{sid}/history", headers=ADMIN).json()["items"]
     assert [(h["kind"], h["cause"]) for h in history] == [("enter", "rule")] * 2 + [
         ("exit", "rule")
     ] * 2
     later = client.get(f"{BASE}/{sid}/history", params={"after": history[1]["seq"]}, headers=ADMIN)
-    assert len(later.json()) == 2
+    assert [h["seq"] for h in later.json()["items"]] == [h["seq"] for h in history[2:]]
 
     assert client.delete(f"{BASE}/{sid}", headers=ADMIN).status_code == 204
     gone = client.get(f"{BASE}/{sid}", headers=ADMIN)
