@@ -7,7 +7,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from sqlalchemy import Engine
 
 from oneloop import __version__
@@ -92,28 +92,39 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(AnswerHeaders)
 
-    app.include_router(health.router)
-    app.include_router(collect_api.tracking)
-    app.include_router(collect_api.admin)
-    app.include_router(sources_api.router)
-    app.include_router(plans_api.router)
-    app.include_router(auth_api.router)
-    app.include_router(governance_api.router)
-    app.include_router(users_api.router)
-    app.include_router(privacy_api.router)
-    app.include_router(sharing_api.router)
-    app.include_router(audit_api.router)
-    app.include_router(dictionary_api.router)
-    app.include_router(consent_api.router)
-    app.include_router(identity_api.router)
-    app.include_router(scores_router)
-    app.include_router(traits_api.router)
-    app.include_router(profiles_api.router)
-    app.include_router(segments_api.router)
-    app.include_router(sales_api.router)
-    app.include_router(graphql_router())
+    for router in api_routers():
+        app.include_router(router)
     pages.install(app)  # the console: its routes, static files, and HTML error pages
     return app
+
+
+def api_routers() -> list[APIRouter]:
+    """The API's routers, busiest first. FastAPI tries a request against the routers in
+    turn, so the tracking API and the reads come before the administration; no path of one
+    router is also a path of another (``tests/api/test_routes.py``), so the order changes
+    what a request costs, never where it goes. The console's pages follow (``pages``)."""
+    return [
+        health.router,
+        collect_api.tracking,
+        graphql_router(),
+        profiles_api.router,
+        segments_api.router,
+        sales_api.router,
+        consent_api.router,
+        identity_api.router,
+        scores_router,
+        traits_api.router,
+        collect_api.admin,
+        sources_api.router,
+        plans_api.router,
+        auth_api.router,
+        governance_api.router,
+        users_api.router,
+        privacy_api.router,
+        sharing_api.router,
+        audit_api.router,
+        dictionary_api.router,
+    ]
 
 
 def serve_app() -> FastAPI:
