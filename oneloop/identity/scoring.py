@@ -6,13 +6,21 @@ predicted profile is its event's profile (events) or its strongest identifier's 
 records); scores are pairwise over records, the field's convention: precision is the share of
 record pairs we put together that are one person, recall the share of one person's pairs we
 put together.
+
+Scored over every record, the truth asks for the impossible: a record with no identifier in
+common with any other record of its person (one anonymous visit from a fresh cookie, an openid
+never seen with anything else) cannot be placed by any resolver. ``planted_groups`` derives
+from the data and the truth alone, not from any resolver, which of one person's records the
+evidence can join: two records are joined when they carry the same normalised identifier,
+unless that identifier is also carried by a record of another person (a switchboard, a family
+computer: evidence of nothing). ``reachable`` scores against those groups.
 """
 
 from __future__ import annotations
 
 import csv
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,20 +48,121 @@ class Scores:
     unresolved: int
 
 
+Key = tuple[str, str]  # a normalised identifier: (type, value)
+
+
+def _pairs(sizes: Iterable[int]) -> int:
+    return sum(n * (n - 1) // 2 for n in sizes)
+
+
+def _f1(precision: float, recall: float) -> float:
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
 def pairwise(predicted: dict[str, str], truth: dict[str, str]) -> tuple[float, float, float]:
     """Pairwise precision, recall and F1 of a clustering (record → cluster) against the truth,
     by counting pairs per cluster instead of listing them."""
-
-    def pairs(sizes: Iterable[int]) -> int:
-        return sum(n * (n - 1) // 2 for n in sizes)
-
-    both = pairs(Counter((predicted[r], truth[r]) for r in truth).values())
-    predicted_pairs = pairs(Counter(predicted[r] for r in truth).values())
-    true_pairs = pairs(Counter(truth.values()).values())
+    both = _pairs(Counter((predicted[r], truth[r]) for r in truth).values())
+    predicted_pairs = _pairs(Counter(predicted[r] for r in truth).values())
+    true_pairs = _pairs(Counter(truth.values()).values())
     precision = both / predicted_pairs if predicted_pairs else 1.0
     recall = both / true_pairs if true_pairs else 1.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return precision, recall, f1
+    return precision, recall, _f1(precision, recall)
+
+
+@dataclass(frozen=True)
+class Reachable:
+    """Scores against the planted groups (``planted_groups``): recall over the pairs of one
+    group, precision over every predicted pair among records of a group of two or more."""
+
+    precision: float
+    recall: float
+    f1: float
+    records: int  # records in a planted group of two or more: the ones scored
+    groups: int  # such groups
+    pairs: int  # reachable true pairs
+
+
+def planted_groups(
+    person: Mapping[str, str],
+    keys: Mapping[str, Collection[Key]],
+    evidence: Iterable[Collection[Key]] = (),
+) -> dict[str, str]:
+    """Each record's planted identity group: the connected component of its person's records,
+    two records joined when they carry the same normalised identifier (``keys``, as the
+    resolver's ``extract`` reads them).
+
+    An identifier carried by the records of more than one person is evidence of nothing and
+    joins no one. ``evidence`` are the identifiers of the data's other records, whose person
+    the truth does not name (the truth lists an event only where an identifier first shows):
+    such a record joins the identifiers it carries when the truth gives each to one and the
+    same person, and is ignored otherwise; an identifier the truth gives to nobody joins
+    nothing. A group never spans two persons. A record no evidence joins to another is a
+    group of its own, ``"alone\t<record>"``; the others are ``"<person>\t<identifier>"``."""
+    owner: dict[Key, str | None] = {}  # None: carried by records of several persons
+    for record, who in person.items():
+        for key in keys.get(record, ()):
+            owner[key] = who if owner.get(key, who) == who else None
+    parent: dict[Key, Key] = {}
+
+    def find(x: Key) -> Key:
+        root = x
+        while parent.setdefault(root, root) != root:
+            root = parent[root]
+        while parent[x] != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    def join(carried: Iterable[Key]) -> None:
+        own = [k for k in carried if owner.get(k) is not None]
+        if len({owner[k] for k in own}) != 1:
+            return  # nobody's, or the record contradicts the truth: no evidence
+        root = find(own[0])
+        for key in own[1:]:
+            other = find(key)
+            if other != root:
+                parent[other] = root
+
+    for record in person:
+        join(keys.get(record, ()))
+    for carried in evidence:
+        join(carried)
+    groups: dict[str, str] = {}
+    for record in person:
+        own = [k for k in keys.get(record, ()) if owner.get(k) is not None]
+        if own:
+            root = find(own[0])
+            groups[record] = f"{person[record]}\t{root[0]}:{root[1]}"
+        else:
+            groups[record] = f"alone\t{record}"
+    sizes = Counter(groups.values())
+    return {r: g if sizes[g] > 1 else f"alone\t{r}" for r, g in groups.items()}
+
+
+def reachable(
+    predicted: Mapping[str, str], person: Mapping[str, str], groups: Mapping[str, str]
+) -> Reachable:
+    """Pairwise scores against the planted groups: recall is the share of pairs within one
+    group that ``predicted`` puts in one cluster; precision the share of pairs ``predicted``
+    puts together, among records of groups of two or more, that are one person (two records
+    of one person in different groups count as right). Records alone in their group, which no
+    evidence links to anyone, are left out of both."""
+    sizes = Counter(groups[r] for r in person)
+    scored = [r for r in person if sizes[groups[r]] > 1]
+    true_pairs = _pairs(n for n in sizes.values() if n > 1)
+    found = _pairs(Counter((predicted[r], groups[r]) for r in scored).values())
+    predicted_pairs = _pairs(Counter(predicted[r] for r in scored).values())
+    right = _pairs(Counter((predicted[r], person[r]) for r in scored).values())
+    precision = right / predicted_pairs if predicted_pairs else 1.0
+    recall = found / true_pairs if true_pairs else 1.0
+    return Reachable(
+        precision=precision,
+        recall=recall,
+        f1=_f1(precision, recall),
+        records=len(scored),
+        groups=sum(1 for n in sizes.values() if n > 1),
+        pairs=true_pairs,
+    )
 
 
 @dataclass
