@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import re
+import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -79,9 +81,17 @@ def extract(event: LoggedEvent, rules: Rules, units: Mapping[str, str]) -> Extra
         if rule is None or not rule.links:
             continue
         unit = units.get(event.bu_id, event.bu_id)
-        found = rules.read(kind, raw_value, unit=unit, app=app)
-        if found.reason == "phone_invalid" and (region := _region(event, rules)) is not None:
-            # a Munich customer types her number as Germans do: read it in her region
+        region = _region(event, rules) if rule.kind == "phone" else None
+        found = None
+        if region is not None and _national(raw_value):
+            # A Munich customer types her number as Germans do, trunk 0 first: read it in her
+            # region before China's, where 0157 4189 4279 would also pass as +86 157….
+            local = rules.read(kind, raw_value, unit=unit, options=region)
+            found = local if local.ok else None
+        if found is None:
+            found = rules.read(kind, raw_value, unit=unit, app=app)
+        if found.reason == "phone_invalid" and region is not None:
+            # written some other way, and no number in China: perhaps one in her region
             again = rules.read(kind, raw_value, unit=unit, options=region)
             found = again if again.ok else found
         if not found.ok or found.value is None:
@@ -110,6 +120,18 @@ def _custom_identifiers(event: LoggedEvent, rules: Rules) -> list[tuple[str, str
                 if isinstance(value, str | int) and not isinstance(value, bool):
                     found.append((code, str(value)))
     return found
+
+
+def _national(raw: object) -> bool:
+    """Written as a national number with a trunk prefix (0…), not an international one (+…,
+    00…): the sender's own country's way of writing it."""
+    if not isinstance(raw, str | int) or isinstance(raw, bool):
+        return False
+    digits = _NOT_DIAL.sub("", unicodedata.normalize("NFKC", str(raw)))
+    return digits.startswith("0") and not digits.startswith("00")
+
+
+_NOT_DIAL = re.compile(r"[^0-9+]")
 
 
 def _region(event: LoggedEvent, rules: Rules) -> NormalizeOptions | None:

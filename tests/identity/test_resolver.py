@@ -116,6 +116,26 @@ def test_a_foreign_number_is_read_in_the_senders_region(session: Session) -> Non
     assert sum(changes.rejected.values()) == 1  # the one without a locale
 
 
+def test_a_national_number_is_read_in_the_senders_region_first(session: Session) -> None:
+    """0157 4189 4279 from a de-DE browser is a German mobile, though it would also pass as
+    +86 157 4189 4279: a trunk 0 is how one writes a number at home. It meets the same
+    customer's +49 spelling; a Chinese mobile from the same browser stays Chinese."""
+    german = {"locale": "de-DE"}
+    events = [
+        dataclasses.replace(
+            ev(1, ("phone", "0157 4189 4279"), ("anonymous_id", "a1")), context=german
+        ),
+        ev(2, ("phone", "+49 157 41894279"), ("email", "anna@example.de")),
+        dataclasses.replace(
+            ev(3, ("phone", "138 0013 8000"), ("anonymous_id", "a3")), context=german
+        ),
+    ]
+    run(session, events)
+    parts = partition(session)
+    assert {"phone:+4915741894279", "anonymous_id:a1", "email:anna@example.de"} in parts
+    assert {"phone:+8613800138000", "anonymous_id:a3"} in parts
+
+
 def test_blocked_values_are_no_identifiers(session: Session) -> None:
     run(
         session,
