@@ -51,6 +51,7 @@ from oneloop.identity.probabilistic import run_match
 from oneloop.identity.resolver import ResolveConsumer, extract, unit_codes
 from oneloop.identity.rules import DEFAULT_RULES
 from oneloop.identity.scoring import (
+    Components,
     Key,
     Truth,
     planted_groups,
@@ -195,16 +196,7 @@ def _planted(session: Session, truth: Truth) -> dict[str, str]:
 def _components(session: Session) -> tuple[dict[str, str], dict[tuple[str, str], str], float]:
     """Union-find over every event's normalised identifiers; timed from reading the log to
     the last union, as the resolver's step is."""
-    parent: dict[tuple[str, str], tuple[str, str]] = {}
-
-    def find(x: tuple[str, str]) -> tuple[str, str]:
-        root = x
-        while parent.setdefault(root, root) != root:
-            root = parent[root]
-        while parent[x] != root:
-            parent[x], x = root, parent[x]
-        return root
-
+    components = Components()
     units = unit_codes(session)
     first: dict[str, tuple[str, str]] = {}
     sizes: dict[tuple[str, str], int] = {}
@@ -216,21 +208,17 @@ def _components(session: Session) -> tuple[dict[str, str], dict[tuple[str, str],
             if not keys:
                 continue
             first[event.message_id] = keys[0]
-            root = find(keys[0])
-            for key in keys[1:]:
-                other = find(key)
-                if other != root:
-                    parent[other] = root
+            components.join(keys)
         position = events[-1].position
     seconds = time.perf_counter() - started
-    for key in parent:
-        root = find(key)
+    for key in components.parent:
+        root = components.find(key)
         sizes[root] = sizes.get(root, 0) + 1
 
     def cluster(key: tuple[str, str]) -> str:
-        root = find(key)
+        root = components.find(key)
         return ("single:" if sizes[root] == 1 else "") + f"{root[0]}:{root[1]}"
 
     by_message = {m: cluster(k) for m, k in first.items()}
-    by_identifier = {k: cluster(k) for k in parent}
+    by_identifier = {k: cluster(k) for k in components.parent}
     return by_message, by_identifier, seconds

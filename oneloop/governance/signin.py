@@ -393,14 +393,11 @@ def revoke_api_key(session: Session, ctx: Context, key_id: str) -> ApiKey:
     return ApiKey.model_validate(row)
 
 
-def api_key_context(session: Session, token: str, clock: Clock, origin: str | None) -> Context:
-    return _api_key_grant(session, token, clock, origin)[0]
-
-
-def _api_key_grant(
+def api_key_grant(
     session: Session, token: str, clock: Clock, origin: str | None
 ) -> tuple[Context, datetime]:
-    """The key's context and when the key expires."""
+    """The context an API key acts with, and when the key expires (``KeyContexts`` remembers
+    the one until the other)."""
     now = clock.now()
     key_id, _, secret = token.removeprefix(KEY_PREFIX).partition("_")
     row = session.get(ApiKeyRow, key_id) if secret else None
@@ -449,7 +446,7 @@ class KeyContexts:
         if (ctx := self.remembered(token, clock, origin)) is not None:
             return ctx
         generation = _changes.generation  # before the lookup: a change meanwhile wins
-        ctx, expires_at = _api_key_grant(session, token, clock, origin)
+        ctx, expires_at = api_key_grant(session, token, clock, origin)
         if self.seconds > 0:
             with self._lock:
                 if len(self._held) >= self.size:

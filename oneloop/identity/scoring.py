@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +57,30 @@ def _pairs(sizes: Iterable[int]) -> int:
 
 def _f1(precision: float, recall: float) -> float:
     return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+class Components:
+    """Connected components of identifiers (union-find with path compression)."""
+
+    def __init__(self) -> None:
+        self.parent: dict[Key, Key] = {}
+
+    def find(self, key: Key) -> Key:
+        parent = self.parent
+        root = key
+        while parent.setdefault(root, root) != root:
+            root = parent[root]
+        while parent[key] != root:
+            parent[key], key = root, parent[key]
+        return root
+
+    def join(self, keys: Sequence[Key]) -> None:
+        """Put ``keys`` (at least one) in one component."""
+        root = self.find(keys[0])
+        for key in keys[1:]:
+            other = self.find(key)
+            if other != root:
+                self.parent[other] = root
 
 
 def pairwise(predicted: dict[str, str], truth: dict[str, str]) -> tuple[float, float, float]:
@@ -103,25 +127,12 @@ def planted_groups(
     for record, who in person.items():
         for key in keys.get(record, ()):
             owner[key] = who if owner.get(key, who) == who else None
-    parent: dict[Key, Key] = {}
-
-    def find(x: Key) -> Key:
-        root = x
-        while parent.setdefault(root, root) != root:
-            root = parent[root]
-        while parent[x] != root:
-            parent[x], x = root, parent[x]
-        return root
+    components = Components()
 
     def join(carried: Iterable[Key]) -> None:
         own = [k for k in carried if owner.get(k) is not None]
-        if len({owner[k] for k in own}) != 1:
-            return  # nobody's, or the record contradicts the truth: no evidence
-        root = find(own[0])
-        for key in own[1:]:
-            other = find(key)
-            if other != root:
-                parent[other] = root
+        if len({owner[k] for k in own}) == 1:  # else nobody's, or against the truth
+            components.join(own)
 
     for record in person:
         join(keys.get(record, ()))
@@ -131,7 +142,7 @@ def planted_groups(
     for record in person:
         own = [k for k in keys.get(record, ()) if owner.get(k) is not None]
         if own:
-            root = find(own[0])
+            root = components.find(own[0])
             groups[record] = f"{person[record]}\t{root[0]}:{root[1]}"
         else:
             groups[record] = f"alone\t{record}"
