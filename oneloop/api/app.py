@@ -16,7 +16,7 @@ from oneloop.api import errors, health, openapi
 from oneloop.api.deps import AppState
 from oneloop.api.graphql import make_router as graphql_router
 from oneloop.api.idempotency import IdempotencyMiddleware
-from oneloop.api.middleware import AnswerHeaders
+from oneloop.api.middleware import AnswerHeaders, ConnectionTurnover
 from oneloop.collect import api as collect_api
 from oneloop.collect import consumers, plans_api, sources_api
 from oneloop.core.config import Settings
@@ -92,6 +92,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     # security headers like any other answer.
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(AnswerHeaders)
+    if settings.max_requests_per_connection:
+        app.add_middleware(ConnectionTurnover, limit=settings.max_requests_per_connection)
 
     for router in api_routers():
         app.include_router(router)

@@ -62,3 +62,46 @@ class AnswerHeaders:
             await self.app(scope, receive, send_with_headers)
         finally:
             request_id_var.reset(token)
+
+
+class ConnectionTurnover:
+    """Closes a keep-alive connection after ``limit`` answers (``Connection: close``), as
+    proxies do (nginx's ``keepalive_requests``).
+
+    With several server processes, each connection stays with the process that accepted it;
+    a client (or a proxy's pool) that opened its connections at once may find two thirds of
+    them on one process, which then queues while the other idles. Closing every so often
+    lets the next connection go to whichever process accepts first, which is the one with
+    time to spare. The client reconnects on its own; a TCP handshake on the loopback costs
+    less than a read. The connection is known by the client's address and port, unique
+    while it is open."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self._served: dict[tuple[object, ...], int] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client")
+        if scope["type"] != "http" or not client:
+            await self.app(scope, receive, send)
+            return
+        key = tuple(client)
+        served = self._served.get(key, 0) + 1
+        if len(self._served) >= MAX_TRACKED_CONNECTIONS:
+            self._served.clear()  # connections that closed on their own: start counting anew
+        last = served >= self.limit
+        if last:
+            self._served.pop(key, None)
+        else:
+            self._served[key] = served
+
+        async def send_closing(message: Message) -> None:
+            if last and message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["Connection"] = "close"
+            await send(message)
+
+        await self.app(scope, receive, send_closing if last else send)
+
+
+MAX_TRACKED_CONNECTIONS = 10_000

@@ -89,6 +89,15 @@ class Settings(BaseSettings):
             "answer; after it the key is free again and expired keys are purged."
         ),
     )
+    max_requests_per_connection: int = Field(
+        default=100,
+        ge=0,
+        description=(
+            "Answers on one keep-alive connection before the server closes it (the client "
+            "reconnects), so that with several server processes the load moves to the one "
+            "with time to spare; 0 keeps connections open for good."
+        ),
+    )
     api_key_cache_seconds: float = Field(
         default=5,
         ge=0,
