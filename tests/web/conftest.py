@@ -91,6 +91,18 @@ class Demo:
     role_password: str
 
 
+def sign_in_page(page: Any, email: str, password: str, at: str = "/") -> None:  # Any: Page
+    """Sign a browser in through the form, starting ``at`` a page (``/`` sends it to
+    ``/login?next=/`` first), and wait for the dashboard."""
+    page.goto(at)
+    if at == "/":
+        page.wait_for_url(re.compile(r"/login\?next="))
+    page.fill("#f-email", email)
+    page.fill("#f-password", password)
+    page.click("#login-button")
+    page.wait_for_url(re.compile(r"/$"))
+
+
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """A demo group of a few customers, loaded and resolved as ``make demo`` and the worker

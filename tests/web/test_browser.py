@@ -4,7 +4,6 @@ request or unexpected error status (``console_page``), and leaves screenshots be
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ from oneloop.governance import users
 from oneloop.governance.schemas import UserIn
 from oneloop.identity.models import IdentifierRow
 from oneloop.profiles.models import ProfileUnitRow
-from tests.web.conftest import PHONE, Demo, Watch, screenshot
+from tests.web.conftest import PHONE, Demo, Watch, screenshot, sign_in_page
 
 pytestmark = pytest.mark.browser
 
@@ -43,15 +42,6 @@ def _phone_in(demo: Demo, unit: str) -> tuple[str, str]:
     return found[0], found[1]
 
 
-def _sign_in(page: Page, email: str, password: str) -> None:
-    page.goto("/")
-    page.wait_for_url(re.compile(r"/login\?next="))
-    page.fill("#f-email", email)
-    page.fill("#f-password", password)
-    page.click("#login-button")
-    page.wait_for_url(re.compile(r"/$"))
-
-
 def _find_by_phone(page: Page, national: str) -> None:
     page.click("nav a[href='/customers']")
     page.select_option("#f-type", "phone")
@@ -68,7 +58,7 @@ def test_marketer_finds_a_customer_by_phone_and_sees_only_masked_values(
     national = e164.removeprefix("+86")
     page.goto("/login")
     screenshot(page, "login")
-    _sign_in(page, role_user_email("marketer", "appliances"), demo.role_password)
+    sign_in_page(page, role_user_email("marketer", "appliances"), demo.role_password)
     page.wait_for_selector("#chart-events canvas")
     page.wait_for_selector("#chart-consent canvas")
     assert page.locator("nav a[href='/audit']").count() == 0  # not a marketer's page
@@ -107,7 +97,7 @@ def test_compliance_officer_reveals_clear_values_and_the_read_is_audited(
     page, _ = console_page
     e164, profile_id = _phone_in(demo, "appliances")
     national = e164.removeprefix("+86")
-    _sign_in(page, role_user_email("compliance_officer", "galaxy"), demo.role_password)
+    sign_in_page(page, role_user_email("compliance_officer", "galaxy"), demo.role_password)
     page.goto(f"/customers/{profile_id}")
     assert national not in page.inner_text("#identifiers")  # masked until revealed
     page.click("#reveal")
@@ -129,7 +119,7 @@ def test_the_language_switch_renders_chinese_and_is_remembered(
     console_page: tuple[Page, Watch], demo: Demo
 ) -> None:
     page, _ = console_page
-    _sign_in(page, role_user_email("analyst", "galaxy"), demo.role_password)
+    sign_in_page(page, role_user_email("analyst", "galaxy"), demo.role_password)
     assert page.inner_text("h1") == "Dashboard"
     page.click("#switch-lang")
     page.wait_for_selector("html[lang='zh-CN']")
@@ -160,7 +150,7 @@ def test_on_a_phone_the_navigation_collapses_into_a_menu(
 ) -> None:
     page, _ = console_page
     page.set_viewport_size(PHONE)
-    _sign_in(page, role_user_email("marketer", "appliances"), demo.role_password)
+    sign_in_page(page, role_user_email("marketer", "appliances"), demo.role_password)
     assert not page.is_visible("nav a[href='/customers']")
     screenshot(page, "dashboard-390", full_page=False)
     page.click("label.nav-button")
@@ -194,7 +184,7 @@ def test_a_user_of_two_units_switches_between_them(
             )
             users.grant(session, ctx, made.id, "industrial", "sales_rep")
             session.commit()
-    _sign_in(page, email, demo.role_password)
+    sign_in_page(page, email, demo.role_password)
     assert page.eval_on_selector("#unit-select", "s => s.value") == "appliances"
     page.select_option("#unit-select", "industrial")  # console.js submits the form
     expect(page.locator("#unit-select")).to_have_value("industrial")

@@ -19,20 +19,12 @@ from oneloop.governance import users
 from oneloop.governance.schemas import RoleIn, UserIn
 from oneloop.identity.models import ReviewRow
 from oneloop.profiles.models import ProfileUnitRow
-from tests.web.conftest import PHONE, Demo, Watch, screenshot
+from tests.web.conftest import PHONE, Demo, Watch, screenshot, sign_in_page
 
 pytestmark = pytest.mark.browser
 
 Page = Any  # playwright's Page
 STEWARD_EMAIL = "steward.appliances@galaxy.example.com"
-
-
-def _sign_in(page: Page, email: str, password: str) -> None:
-    page.goto("/login?lang=en")
-    page.fill("#f-email", email)
-    page.fill("#f-password", password)
-    page.click("#login-button")
-    page.wait_for_url(re.compile(r"/$"))
 
 
 def _customers_of(demo: Demo, unit: str, count: int) -> list[str]:
@@ -109,7 +101,12 @@ def test_a_compliance_officer_logs_an_access_request_and_sees_its_deadline(
 ) -> None:
     page, _ = console_page
     customer = _customers_of(demo, "industrial", 1)[0]
-    _sign_in(page, role_user_email("compliance_officer", "galaxy"), demo.role_password)
+    sign_in_page(
+        page,
+        role_user_email("compliance_officer", "galaxy"),
+        demo.role_password,
+        at="/login?lang=en",
+    )
     page.click("nav a[href='/privacy']")
     page.wait_for_selector("#request-form")
     page.select_option("#f-kind", "access")
@@ -152,7 +149,9 @@ def test_an_admin_opens_users_and_sees_the_role_matrix(
     console_page: tuple[Page, Watch], demo: Demo
 ) -> None:
     page, _ = console_page
-    _sign_in(page, role_user_email("bu_admin", "appliances"), demo.role_password)
+    sign_in_page(
+        page, role_user_email("bu_admin", "appliances"), demo.role_password, at="/login?lang=en"
+    )
     page.click("nav a[href='/users']")
     page.wait_for_selector("#user-list")
     emails = page.inner_text("#user-list")
@@ -170,7 +169,7 @@ def test_a_steward_opens_the_review_queue_and_keeps_a_pair_apart(
 ) -> None:
     page, _ = console_page
     review = _steward_with_a_pair(demo)
-    _sign_in(page, STEWARD_EMAIL, demo.role_password)
+    sign_in_page(page, STEWARD_EMAIL, demo.role_password, at="/login?lang=en")
     page.click("nav a[href='/identity/reviews']")
     card = page.wait_for_selector(f"#review-{review}")
     names = page.eval_on_selector_all(
@@ -190,7 +189,12 @@ def test_on_a_phone_the_privacy_page_fits_the_screen(
 ) -> None:
     page, _ = console_page
     page.set_viewport_size(PHONE)
-    _sign_in(page, role_user_email("compliance_officer", "galaxy"), demo.role_password)
+    sign_in_page(
+        page,
+        role_user_email("compliance_officer", "galaxy"),
+        demo.role_password,
+        at="/login?lang=en",
+    )
     page.goto("/privacy")
     page.wait_for_selector("#request-form")
     width = page.evaluate("document.documentElement.scrollWidth")

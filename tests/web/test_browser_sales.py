@@ -22,7 +22,7 @@ from oneloop.governance.signin import context_of
 from oneloop.profiles.models import ProfileUnitRow
 from oneloop.sales import leads
 from oneloop.sales.models import LeadRow
-from tests.web.conftest import PHONE, Demo, Watch, screenshot
+from tests.web.conftest import PHONE, Demo, Watch, screenshot, sign_in_page
 
 pytestmark = pytest.mark.browser
 
@@ -73,20 +73,11 @@ def story(demo: Demo) -> Story:
     return Story(to_call, in_pool)
 
 
-def _sign_in(page: Page, email: str, password: str) -> None:
-    page.goto("/")
-    page.wait_for_url(re.compile(r"/login\?next="))
-    page.fill("#f-email", email)
-    page.fill("#f-password", password)
-    page.click("#login-button")
-    page.wait_for_url(re.compile(r"/$"))
-
-
 def test_a_rep_sees_their_leads_claims_from_the_pool_and_marks_one_contacted(
     console_page: tuple[Page, Watch], demo: Demo, story: Story
 ) -> None:
     page, _ = console_page
-    _sign_in(page, REP, demo.role_password)
+    sign_in_page(page, REP, demo.role_password)
     assert page.locator("nav a[href='/reports/sales']").count() == 0  # not a rep's page
     page.click("nav a[href='/sales']")
     page.wait_for_selector(f"#leads tr[data-lead='{story.to_call}']")
@@ -130,7 +121,7 @@ def test_a_manager_sees_the_board_toggles_duty_and_reads_the_funnel(
     console_page: tuple[Page, Watch], demo: Demo, story: Story
 ) -> None:
     page, _ = console_page
-    _sign_in(page, MANAGER, demo.role_password)
+    sign_in_page(page, MANAGER, demo.role_password)
     page.click("nav a[href='/sales']")
     page.wait_for_selector(f"#leads tr[data-lead='{story.in_pool}']")  # the unit's leads
     page.click(".sales-tabs a[href='/sales/board']")

@@ -5,7 +5,6 @@ error, failed request or unexpected error status fails the test."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -15,22 +14,13 @@ from playwright.sync_api import expect
 from oneloop.demo.load import role_user_email
 from oneloop.demo.sales import UNIT
 from oneloop.sales import config
-from tests.web.conftest import PHONE, Demo, Watch, screenshot
+from tests.web.conftest import PHONE, Demo, Watch, screenshot, sign_in_page
 
 pytestmark = pytest.mark.browser
 
 Page = Any  # playwright's Page
 ADMIN = role_user_email("bu_admin", UNIT)
 SHIPPED = Path(config.__file__).parent / "dmn" / "industrial_routing.dmn"
-
-
-def _sign_in(page: Page, email: str, password: str) -> None:
-    page.goto("/")
-    page.wait_for_url(re.compile(r"/login\?next="))
-    page.fill("#f-email", email)
-    page.fill("#f-password", password)
-    page.click("#login-button")
-    page.wait_for_url(re.compile(r"/$"))
 
 
 def _fits(page: Page, width: int) -> None:
@@ -41,7 +31,7 @@ def test_an_admin_edits_settings_reads_teams_and_uploads_the_routing_table(
     console_page: tuple[Page, Watch], demo: Demo
 ) -> None:
     page, _ = console_page
-    _sign_in(page, ADMIN, demo.role_password)
+    sign_in_page(page, ADMIN, demo.role_password)
 
     page.click("#nav a[href='/sales/settings']")
     expect(page.locator("#triggers")).to_be_visible()

@@ -7,25 +7,16 @@ status (``console_page``), and leaves screenshots behind."""
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import pytest
 
 from oneloop.demo.load import role_user_email
-from tests.web.conftest import PHONE, Demo, Watch, screenshot
+from tests.web.conftest import PHONE, Demo, Watch, screenshot, sign_in_page
 
 pytestmark = pytest.mark.browser
 
 Page = Any  # playwright's Page
-
-
-def _sign_in(page: Page, email: str, password: str) -> None:
-    page.goto("/login")
-    page.fill("#f-email", email)
-    page.fill("#f-password", password)
-    page.click("#login-button")
-    page.wait_for_url(re.compile(r"/$"))
 
 
 def _estimate(page: Page) -> int:
@@ -36,7 +27,7 @@ def test_a_marketer_builds_a_segment_sees_the_estimate_and_saves_it(
     console_page: tuple[Page, Watch], demo: Demo
 ) -> None:
     page, _ = console_page
-    _sign_in(page, role_user_email("marketer", "appliances"), demo.role_password)
+    sign_in_page(page, role_user_email("marketer", "appliances"), demo.role_password, at="/login")
     page.click("nav a[href='/segments']")
     page.wait_for_selector("#segments")
     page.click("#new-segment")
@@ -100,7 +91,7 @@ def test_the_sources_page_draws_health_and_a_new_key_is_shown_once(
     console_page: tuple[Page, Watch], demo: Demo
 ) -> None:
     page, watch = console_page
-    _sign_in(page, role_user_email("marketer", "appliances"), demo.role_password)
+    sign_in_page(page, role_user_email("marketer", "appliances"), demo.role_password, at="/login")
     page.click("nav a[href='/sources']")
     page.wait_for_selector("#sources")
     page.wait_for_selector(".sparkline-cell canvas")
@@ -117,7 +108,9 @@ def test_the_sources_page_draws_health_and_a_new_key_is_shown_once(
     other.on("requestfailed", lambda r: watch.problems.append(f"request failed: {r.url}"))
     other.on("response", lambda r: watch.response(r.status, r.url))
     try:
-        _sign_in(other, role_user_email("bu_admin", "appliances"), demo.role_password)
+        sign_in_page(
+            other, role_user_email("bu_admin", "appliances"), demo.role_password, at="/login"
+        )
         other.goto("/sources/new")
         other.fill("#f-name", "浏览器测试 Browser test")
         other.click("#create-source")
