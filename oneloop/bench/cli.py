@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -224,7 +225,9 @@ def api_cmd(
         typer.Option(help="a database `make demo` filled (sqlite:///var/oneloop.db) instead"),
     ] = None,
     port: Annotated[int, typer.Option(help="port for the server under test")] = 18766,
-    workers: Annotated[int, typer.Option(min=1, help="server worker processes")] = 1,
+    workers: Annotated[
+        int, typer.Option(min=1, help="server processes (serve --workers); default: the cores")
+    ] = os.cpu_count() or 1,
 ) -> None:
     """Profile by phone, a timeline page, the segment list and a GraphQL profile query at a
     fixed rate against the real server: p50/p95/p99 and errors; /healthz as the baseline."""
