@@ -28,6 +28,7 @@ from oneloop.collect.importers import (
     shipped_mappings,
 )
 from oneloop.collect.importers.readers import inspect_file, open_rows
+from oneloop.collect.log import Position, read_after
 from oneloop.collect.models import DeadLetterRow, EventRow, ImportRunRow
 from oneloop.collect.schemas import SourceIn
 from oneloop.collect.spec import Invalid, identifiers_of
@@ -35,6 +36,8 @@ from oneloop.core.context import Context
 from oneloop.core.errors import NotFound, ValidationFailed
 from oneloop.core.ids import BusinessUnitId, UserId
 from oneloop.governance import service as governance
+from oneloop.identity.resolver import extract, unit_codes
+from oneloop.identity.rules import DEFAULT_RULES
 from tests.factories import make_group
 
 CONTACTS_YAML = """
@@ -512,3 +515,30 @@ def test_cli_import_end_to_end(db_url: str, tmp_path: Path) -> None:
     assert "rows read" in table.stdout and "dead-lettered" in table.stdout
     wrong = runner.invoke(app, [*args[:-1], "no-such-mapping"], env=env)
     assert wrong.exit_code == 1 and "no mapping file or shipped mapping" in wrong.output
+
+
+@pytest.mark.parametrize(
+    ("locale", "read_as"),
+    [
+        ("  value: en-US\n", "+16466076472"),  # a US export: the number as Americans write it
+        ("  column: 地区\n", "+16466076472"),  # or each row says where it comes from
+        (None, None),  # no region: no number in China, refused
+    ],
+)
+def test_a_mapping_says_where_its_records_come_from(
+    session: Session, ctx: Context, tmp_path: Path, locale: str | None, read_as: str | None
+) -> None:
+    source = _source(session, ctx)
+    csv_path = tmp_path / "contacts.csv"
+    csv_path.write_text(
+        "客户编号,姓名,手机,创建时间,地区\nUS001,Ann Lee,(646) 607-6472,2026/01/14 19:37,en-US\n",
+        encoding="utf-8",
+    )
+    mapping = CONTACTS_YAML + (f"locale:\n{locale}" if locale else "")
+    import_file(session, ctx, source, csv_path, _yaml(tmp_path, mapping))
+    session.commit()
+    (event,) = read_after(session, Position(), 10)
+    assert (event.context or {}).get("locale") == ("en-US" if locale else None)
+    found = extract(event, DEFAULT_RULES, unit_codes(session))
+    phones = [k.value for k in found.keys if k.type == "phone"]
+    assert phones == ([read_as] if read_as else [])

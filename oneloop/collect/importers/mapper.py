@@ -62,6 +62,10 @@ def map_record(mapping: Mapping, rows: Sequence[NumberedRow]) -> Json | Invalid:
             _bag(mapping.lines.fields, row, n, errors) for n, row in rows
         ]
     context: Json = {"library": LIBRARY, "oneloop": {"mapping": mapping.name}}
+    if mapping.locale is not None:
+        locale = _value(mapping.locale, first, number, errors, "locale")
+        if locale is not None:
+            context["locale"] = str(locale)
     for what in ("user_id", "anonymous_id", "group_id"):
         spec: ValueSpec | None = getattr(mapping, what)
         if spec is not None:

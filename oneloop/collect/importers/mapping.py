@@ -124,6 +124,14 @@ class Mapping(_Strict):
     properties: dict[str, ValueSpec] = Field(default_factory=dict)
     lines: Lines | None = None
     subject: Subject | None = None
+    locale: ValueSpec | None = Field(
+        None,
+        description=(
+            "where the records come from, as a browser says it (en-US, de-DE): a constant "
+            "(value:) or a column. It goes into each call's context.locale, so identity reads "
+            "a phone written the local way in that region (a US export's (646) 607-6472)"
+        ),
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -142,6 +150,7 @@ class Mapping(_Strict):
             self.user_id,
             self.anonymous_id,
             self.group_id,
+            self.locale,
             *self.identifiers.values(),
             *self.traits.values(),
             *self.properties.values(),
