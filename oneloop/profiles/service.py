@@ -100,6 +100,13 @@ def _visible(session: Session, ctx: Context, current_ids: Sequence[str]) -> set[
     return found
 
 
+def visible_many(session: Session, ctx: Context, profile_ids: Sequence[str]) -> dict[str, bool]:
+    """``{id: True}`` for those of these current ids ``ctx`` may see: the batch check of a
+    data loader, free when the request has already looked at the profile."""
+    ctx.require("profiles.read")
+    return dict.fromkeys(_visible(session, ctx, profile_ids), True)
+
+
 def summary(session: Session, ctx: Context, profile_id: str) -> ProfileSummary:
     current = visible_id(session, ctx, profile_id)
     return summaries(session, ctx, [current])[current]

@@ -65,6 +65,7 @@ class Loaders:
 
     def __init__(self, gql: GraphQLContext) -> None:
         self.summary: DataLoader[str, ProfileSummary] = gql.loader(profiles.summaries)
+        self.visible: DataLoader[str, bool] = gql.loader(profiles.visible_many)
         self.tags: DataLoader[str, list[ProfileTag]] = gql.loader(profiles.tags_of_many)
         self.scores: DataLoader[str, list[scores.Score]] = gql.loader(profiles.scores_of_many)
         self.segments: DataLoader[str, list[Membership]] = gql.loader(segments.memberships_of_many)
